@@ -1,0 +1,105 @@
+# loghaul: build the C core for Lua 5.4 and LuaJIT, run the specs, the demo, the sanitizers.
+# `make test` and `make demo` install missing Debian packages first (make deps).
+
+SHELL   := /bin/bash
+CC      ?= cc
+SRCS    := $(wildcard src/*.c)
+HDRS    := $(wildcard src/*.h)
+WARN    := -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith
+OPT     ?= -O2 -g
+# Recursive (=) so pkg-config runs only when a recipe needs it, after `make deps`.
+DEPCFLAGS = $(shell pkg-config --cflags libcurl libcrypto)
+DEPLIBS   = $(shell pkg-config --libs libcurl libcrypto) -lpthread
+LUA54_CFLAGS  = $(shell pkg-config --cflags lua5.4)
+LUAJIT_CFLAGS = $(shell pkg-config --cflags luajit)
+
+CORE54  := build/lua5.4/loghaul/core.so
+COREJIT := build/luajit/loghaul/core.so
+
+# The Debian packages the build, tests, demo and benchmarks need (DEVELOPERS.md explains each).
+DEB_PACKAGES := lua5.4 liblua5.4-dev lua-cjson luarocks lua-busted lua-check lua-ldoc \
+  lua-socket lua-sec luajit2 libluajit2-5.1-dev libcurl4-openssl-dev libssl-dev curl \
+  openssl nginx libnginx-mod-http-lua clang libclang-rt-14-dev valgrind time pkg-config make
+
+BUSTED    := /usr/bin/busted
+LUA_ENV54  = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;'
+LUA_ENVJIT = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/luajit/?.so;;'
+SPECS     ?= tests
+
+.PHONY: all deps test unit lint rockcheck demo asan valgrind doc bench clean emulator-start emulator-stop
+
+all: $(CORE54) $(COREJIT)
+
+$(CORE54): $(SRCS) $(HDRS) | deps-build
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(OPT) -fPIC -shared $(LUA54_CFLAGS) $(DEPCFLAGS) $(SRCS) -o $@ $(DEPLIBS)
+
+$(COREJIT): $(SRCS) $(HDRS) | deps-build
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(OPT) -fPIC -shared $(LUAJIT_CFLAGS) $(DEPCFLAGS) $(SRCS) -o $@ $(DEPLIBS)
+
+# Installs only what is missing; apt-get update first, since a fresh machine has no lists.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+
+# The build itself only needs pkg-config to find its headers; `deps` brings everything.
+deps-build:
+	@command -v pkg-config >/dev/null && pkg-config --exists libcurl libcrypto lua5.4 luajit || $(MAKE) --no-print-directory deps
+
+test: deps all lint unit rockcheck
+
+lint:
+	luacheck lua tests examples bench bin
+
+unit: all
+	$(LUA_ENV54) lua5.4 $(BUSTED) $(SPECS)
+	$(LUA_ENVJIT) luajit $(BUSTED) $(SPECS)
+
+# The rockspec must build on Debian as it is: no hand-set CURL_INCDIR and the like.
+rockcheck:
+	luarocks lint loghaul-scm-1.rockspec
+	@tree=$$(mktemp -d) && trap 'rm -rf "$$tree"' EXIT && \
+	luarocks --lua-version 5.4 --tree "$$tree" make --deps-mode=none loghaul-scm-1.rockspec >"$$tree/build.log" 2>&1 || { cat "$$tree/build.log"; exit 1; }; \
+	LUA_PATH="$$tree/share/lua/5.4/?.lua;$$tree/share/lua/5.4/?/init.lua;;" LUA_CPATH="$$tree/lib/lua/5.4/?.so;;" \
+	  lua5.4 -e 'local l = require "loghaul"; assert(require("loghaul.core").sha256); print("rockspec ok: loghaul " .. l.version)'
+
+demo: deps all
+	$(LUA_ENV54) lua5.4 examples/run_demo.lua
+
+# AddressSanitizer + UBSan: the core built instrumented, the interpreters are not, so the runtime is preloaded.
+ASAN_RT   = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
+ASAN_OPTS = ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan: deps
+	@mkdir -p build/asan/lua5.4/loghaul build/asan/luajit/loghaul
+	clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared \
+	  $(LUA54_CFLAGS) $(DEPCFLAGS) $(SRCS) -o build/asan/lua5.4/loghaul/core.so $(DEPLIBS)
+	clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared \
+	  $(LUAJIT_CFLAGS) $(DEPCFLAGS) $(SRCS) -o build/asan/luajit/loghaul/core.so $(DEPLIBS)
+	LD_PRELOAD=$(ASAN_RT) $(ASAN_OPTS) LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/asan/lua5.4/?.so;;' \
+	  lua5.4 $(BUSTED) $(SPECS)
+	LD_PRELOAD=$(ASAN_RT) $(ASAN_OPTS) LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/asan/luajit/?.so;;' \
+	  luajit $(BUSTED) $(SPECS)
+
+# The core specs at small sizes under memcheck; Lua's own allocations are not ours to judge.
+valgrind: all
+	$(LUA_ENV54) LOGHAUL_TEST_SMALL=1 valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=tests/valgrind.supp --quiet lua5.4 $(BUSTED) tests/core
+
+doc:
+	ldoc .
+
+bench: all
+	bench/transfer
+
+emulator-start: all
+	tests/emulator/emulator start
+emulator-stop:
+	tests/emulator/emulator stop
+
+clean:
+	rm -rf build doc/html

@@ -1,0 +1,21 @@
+/* loghaul.h: what the core's C files share. Each file registers its own functions. */
+#ifndef LOGHAUL_H
+#define LOGHAUL_H
+
+#include <stddef.h>
+#include "compat.h"
+
+#define LOGHAUL_VERSION "0.1.0"
+
+/* Each adds its functions to the module table at the top of the stack. */
+void lh_open_session(lua_State *L); /* session.c: core.session */
+void lh_open_crypto(lua_State *L);  /* crypto.c: sha256, hmac_sha256, hex, base64, random, sha256_file */
+void lh_open_sign(lua_State *L);    /* sign.c: the three vendor request signers */
+
+/* crypto.c, for the signers: lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void lh_hex(const unsigned char *in, size_t n, char *out);
+
+/* Optional string field of the table at idx: NULL when absent; raises when not a string. */
+const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len);
+
+#endif
