@@ -14,6 +14,11 @@ void lh_open_sign(lua_State *L);    /* sign.c: the three vendor request signers 
 
 /* crypto.c, for the signers: lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void lh_hex(const unsigned char *in, size_t n, char *out);
+/* crypto.c: SHA-256 and HMAC-SHA256 into out[32]; lower-case hex SHA-256 into out[65] (NUL-terminated).
+ * Each returns 0, or -1 when OpenSSL fails (the caller raises or returns the error). */
+int lh_sha256(const void *in, size_t n, unsigned char out[32]);
+int lh_hmac_sha256(const void *key, size_t klen, const void *in, size_t n, unsigned char out[32]);
+int lh_sha256_hex(const void *in, size_t n, char out[65]);
 
 /* Optional string field of the table at idx: NULL when absent; raises when not a string. */
 const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len);
