@@ -16,7 +16,10 @@ static void init_curl(void)
 const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len)
 {
     const char *s = NULL;
-    int t = lh_getfield(L, idx, name);
+    int t;
+    if (idx < 0 && idx > LUA_REGISTRYINDEX)
+        idx = lua_gettop(L) + idx + 1; /* the push below would shift a relative index */
+    t = lh_getfield(L, idx, name);
     if (t == LUA_TSTRING)
         s = lua_tolstring(L, -1, len);
     else if (t != LUA_TNIL)
