@@ -114,7 +114,8 @@ describe("core.base64", function()
   end)
 
   it("returns nil and an invalid error on bad input", function()
-    local bad_inputs = { "Zg", "Zg=", "Zm9v!mFy", "Zm9v YmFy", "Zm9vYmFy\n", "=Zm9", "Zm=v", "Z===", "Zh==", "Zm9=" }
+    local bad_inputs = { "Zg", "Zg=", "Zm9v!mFy", "Zm9v YmFy", "Zm9vYmFy\n", "=Zm9", "Zm=v", "Z===", "Zh==", "Zm9=",
+      " Zm9vYmF", "Zm9vYmF\n", "Zm 9", "Zm9v-_==" }
     for _, bad in ipairs(bad_inputs) do
       local r, err = core.base64_decode(bad)
       assert.is_nil(r, bad)
