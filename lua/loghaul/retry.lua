@@ -1,0 +1,186 @@
+--- The one retry policy: full-jitter exponential backoff, Retry-After honoured but clamped,
+-- a cap on attempts, create-vs-read rules, a per-client retry budget and a deadline per
+-- operation. Sleeping and the clock live here, in one function each.
+-- @module loghaul.retry
+local M = {}
+
+--- Default policy values (seconds). `deadline` bounds one operation, retries and waits included.
+M.defaults = { max_attempts = 5, base_delay = 0.5, max_delay = 20, max_retry_after = 60, deadline = 900 }
+
+local function ngx_table()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" then return ngx end
+  return nil
+end
+
+local socket_sleep, socket_time
+do
+  local ok, socket = pcall(require, "socket")
+  if ok and type(socket) == "table" then socket_sleep, socket_time = socket.sleep, socket.gettime end
+end
+
+--- Sleeps for `seconds`, the only place loghaul waits. In OpenResty it yields with
+-- `ngx.sleep` when the current phase allows it; elsewhere it blocks (LuaSocket's sleep,
+-- else the `sleep` command).
+-- @tparam number seconds
+function M.sleep(seconds)
+  if not seconds or seconds <= 0 then return end
+  local ngx = ngx_table()
+  if ngx and ngx.sleep and pcall(ngx.sleep, seconds) then return end
+  if socket_sleep then socket_sleep(seconds) return end
+  os.execute(string.format("sleep %.3f", seconds))
+end
+
+--- Seconds since an arbitrary epoch, with sub-second resolution where available
+-- (ngx.now, LuaSocket's gettime, else os.time).
+-- @treturn number
+function M.now()
+  local ngx = ngx_table()
+  if ngx and ngx.now then
+    local ok, t = pcall(ngx.now)
+    if ok and t then return t end
+  end
+  if socket_time then return socket_time() end
+  return os.time()
+end
+
+local function positive(v, name)
+  if v == nil then return nil end
+  if type(v) ~= "number" or v < 0 or v ~= v then
+    error("loghaul: retry." .. name .. " must be a non-negative number", 4)
+  end
+  return v
+end
+
+--- Builds a policy from the `retry` client option.
+-- @tparam[opt] table opts `{ max_attempts, base_delay, max_delay, max_retry_after, deadline }`
+-- @treturn table the policy
+function M.policy(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("loghaul: retry must be a table", 3) end
+  opts = opts or {}
+  local p = {}
+  for k, v in pairs(M.defaults) do p[k] = positive(opts[k], k) or v end
+  if opts.deadline == false then p.deadline = nil end
+  p.max_attempts = math.max(1, math.floor(p.max_attempts))
+  return p
+end
+
+--- The full-jitter backoff before retry number `n` (1 = the first retry):
+-- uniform in [0, min(max_delay, base_delay * 2^(n-1))].
+-- @tparam table policy
+-- @tparam number n
+-- @tparam[opt] function random returns a number in [0, 1)
+-- @treturn number seconds
+function M.backoff(policy, n, random)
+  local cap = math.min(policy.max_delay, policy.base_delay * 2 ^ (n - 1))
+  return (random or math.random)() * cap
+end
+
+--- Parses a Retry-After header value (delta seconds, or an HTTP date).
+-- @tparam string v
+-- @tparam[opt] number now Unix seconds, for a date
+-- @treturn number|nil seconds
+function M.parse_retry_after(v, now)
+  if v == nil then return nil end
+  v = tostring(v)
+  local n = tonumber(v:match("^%s*(%d+%.?%d*)%s*$"))
+  if n then return n end
+  local d, mon, y, h, mi, s = v:match("%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT")
+  if not d then return nil end
+  local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
+                   Oct = 10, Nov = 11, Dec = 12 }
+  if not months[mon] then return nil end
+  local util = require "loghaul.util"
+  local t = util.parse_utc(("%s-%02d-%sT%s:%s:%sZ"):format(y, months[mon], d, h, mi, s))
+  if not t then return nil end
+  return math.max(0, t - (now or os.time()))
+end
+
+--- The wait before retry `n`: the jittered backoff, or the server's Retry-After when longer,
+-- clamped to `max_retry_after`.
+-- @tparam table policy
+-- @tparam number n
+-- @tparam[opt] number retry_after seconds the server asked for
+-- @tparam[opt] function random
+-- @treturn number seconds
+function M.delay(policy, n, retry_after, random)
+  local d = M.backoff(policy, n, random)
+  if retry_after and retry_after > d then d = retry_after end
+  return math.min(d, math.max(policy.max_retry_after, 0))
+end
+
+local Budget = {}
+Budget.__index = Budget
+
+--- A per-client retry budget: a bucket of retry tokens, full on an idle client, refilled
+-- over time. Its capacity is at least `max_attempts - 1`, so one operation on an idle client
+-- always gets all its retries; many failing operations in a row drain it, and then
+-- retries stop early instead of becoming a storm.
+-- @tparam table policy
+-- @tparam[opt] table opts `{ capacity =, refill_per_second = }`
+-- @treturn table the budget
+function M.budget(policy, opts)
+  opts = opts or {}
+  local cap = opts.capacity or math.max(10, 2 * (policy.max_attempts - 1))
+  cap = math.max(cap, policy.max_attempts - 1)
+  return setmetatable({ capacity = cap, tokens = cap, refill = opts.refill_per_second or cap / 60,
+                        last = nil }, Budget)
+end
+
+--- Takes one retry token.
+-- @tparam number now the clock
+-- @treturn boolean whether a retry is allowed
+function Budget:take(now)
+  if self.last then
+    self.tokens = math.min(self.capacity, self.tokens + math.max(0, now - self.last) * self.refill)
+  end
+  self.last = now
+  if self.tokens >= 1 then
+    self.tokens = self.tokens - 1
+    return true
+  end
+  return false
+end
+
+--- Runs an operation's attempts under the policy.
+-- `attempt(n)` returns the value, or `nil, err[, final]`; `err.retryable`, `err.reached`
+-- (false when the request provably never reached the server) and `err.retry_after` guide
+-- the decision; `final` stops at once.
+-- @tparam table ctx `{ policy, budget, now, sleep, random, create, deadline_at, log }`
+-- @tparam function attempt
+-- @return the value, or nil, err (with `err.gave_up` saying why retries stopped)
+function M.run(ctx, attempt)
+  local policy = ctx.policy
+  local now, sleep = ctx.now or M.now, ctx.sleep or M.sleep
+  local n = 0
+  while true do
+    n = n + 1
+    local value, err, final = attempt(n)
+    if value ~= nil then return value end
+    if final or not err.retryable then return nil, err end
+    if ctx.create and err.reached ~= false then
+      err.gave_up = "not retried: the create request may have reached the server"
+      return nil, err
+    end
+    if n >= policy.max_attempts then
+      err.gave_up = "max_attempts reached"
+      return nil, err
+    end
+    local wait = M.delay(policy, n, err.retry_after, ctx.random)
+    if ctx.deadline_at and now() + wait > ctx.deadline_at then
+      err.gave_up = "operation deadline reached"
+      return nil, err
+    end
+    if ctx.budget and not ctx.budget:take(now()) then
+      err.gave_up = "client retry budget exhausted"
+      return nil, err
+    end
+    if ctx.log then
+      ctx.log("info", ("retrying in %.2fs after %s (attempt %d of %d)"):format(
+        wait, require("loghaul.errors").brief(err), n, policy.max_attempts))
+    end
+    sleep(wait)
+  end
+end
+
+return M
