@@ -1,0 +1,197 @@
+--- The request pipeline every operation goes through: build → sign or attach the token →
+-- send on the client's reused session → classify (result or error object) → retry what is
+-- retryable. Vendor modules describe operations; this module runs them.
+-- @module loghaul.client
+local errors = require "loghaul.errors"
+local retry = require "loghaul.retry"
+local util = require "loghaul.util"
+
+local M = {}
+
+local Client = {}
+Client.__index = Client
+M.Client = Client
+
+local function check(opts, name, ty)
+  local v = opts[name]
+  if v ~= nil and type(v) ~= ty then
+    error(("loghaul: option %s must be a %s, got %s"):format(name, ty, type(v)), 4)
+  end
+  return v
+end
+
+local function default_log(level, message)
+  if level == "warn" or level == "error" then
+    io.stderr:write("loghaul ", level, ": ", message, "\n")
+  end
+end
+
+local function load_core(opts)
+  if opts._core then return opts._core end
+  return require "loghaul.core"
+end
+
+-- a uniform number in [0, 1) from the CSPRNG when the core has one (LuaJIT's math.random
+-- starts from a fixed seed: a fleet of cron jobs would all jitter alike)
+local function make_random(core)
+  if type(core.random) ~= "function" then return math.random end
+  return function()
+    local ok, b = pcall(core.random, 4)
+    if not ok or type(b) ~= "string" or #b ~= 4 then return math.random() end
+    local b1, b2, b3, b4 = b:byte(1, 4)
+    return (((b1 * 256 + b2) * 256 + b3) * 256 + b4) / 4294967296
+  end
+end
+
+--- Creates a client (used by the vendor constructors).
+-- Common options (all optional): `endpoint`/`base_url`, `ca_file`, `insecure`, `timeout`,
+-- `connect_timeout`, `retry`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`, and
+-- `now` (a clock in Unix seconds, for signers and deadlines).
+-- @tparam table opts the user's options
+-- @tparam table spec `{ vendor =, default_endpoint =, user_agent = }`
+-- @treturn table the client
+function M.new(opts, spec)
+  if type(opts) ~= "table" then error("loghaul: options table expected", 3) end
+  local base = opts.endpoint or opts.base_url or spec.default_endpoint
+  if base == nil then error("loghaul: " .. spec.vendor .. " needs endpoint (or base_url)", 3) end
+  local c = setmetatable({}, Client)
+  c.vendor = spec.vendor
+  c.base_url = util.base_url(base, "endpoint")
+  c.on_progress = check(opts, "on_progress", "function")
+  c.user_log = opts.log
+  if c.user_log ~= nil and c.user_log ~= false and type(c.user_log) ~= "function" then
+    error("loghaul: option log must be a function", 3)
+  end
+  for _, n in ipairs{ "ca_file", "user_agent", "proxy" } do check(opts, n, "string") end
+  for _, n in ipairs{ "timeout", "connect_timeout", "max_body" } do check(opts, n, "number") end
+  check(opts, "now", "function")
+  if opts.insecure ~= nil and opts.insecure ~= true and opts.insecure ~= false then
+    error("loghaul: option insecure must be true or false", 3)
+  end
+  c.secrets = {}
+  c.core = load_core(opts)
+  c.policy = retry.policy(opts.retry)
+  c.budget = retry.budget(c.policy)
+  c.now = opts.now or retry.now
+  c.sleep = opts._sleep or retry.sleep
+  c.random = opts._random or make_random(c.core)
+  c.session = opts._session or c.core.session{
+    timeout = opts.timeout or 300, connect_timeout = opts.connect_timeout or 15,
+    ca_file = opts.ca_file, insecure = opts.insecure or nil, proxy = opts.proxy,
+    user_agent = opts.user_agent or spec.user_agent or ("loghaul/" .. M.version),
+    max_body = opts.max_body,
+  }
+  if opts.insecure then
+    c:log("warn", "TLS verification is OFF for " .. c.base_url .. " (insecure = true)")
+  end
+  return c
+end
+
+M.version = "0.1.0"
+
+--- Registers a literal secret (key, password, token) so that it is redacted everywhere.
+-- @tparam string s
+function Client:secret(s)
+  if type(s) == "string" and #s >= 4 then self.secrets[s] = true end
+end
+
+--- Forgets a secret that is no longer in use (an old token).
+-- @tparam string s
+function Client:forget(s)
+  if s then self.secrets[s] = nil end
+end
+
+--- Redacts a text with this client's secrets.
+-- @tparam string s
+-- @treturn string
+function Client:redact(s)
+  return errors.redact(s, self.secrets)
+end
+
+--- Logs through the user's `log` option, secrets redacted.
+-- @tparam string level "debug" | "info" | "warn" | "error"
+-- @tparam string message
+function Client:log(level, message)
+  local f = self.user_log
+  if f == false then return end
+  f = f or default_log
+  local ok, err = pcall(f, level, self:redact(message))
+  if not ok then io.stderr:write("loghaul: log function raised: ", tostring(err), "\n") end
+end
+
+--- A URL on this client's endpoint.
+-- @tparam string path starting with `/`
+-- @tparam[opt] table query
+-- @treturn string
+function Client:url(path, query)
+  return util.add_query(self.base_url .. path, util.encode_query(query))
+end
+
+--- Runs one operation through the pipeline.
+-- `op` fields: `operation` (name for errors), `method`, `url`, `headers`, `body` | `form`,
+-- `prepare(req, n)` (per attempt: output, resume, progress; may return nil, err),
+-- `auth` (an object with `apply(self, req, client)` and optionally `renew(self, err, client)`:
+-- a token or a signature, applied to every attempt; an `auth` error is renewed once),
+-- `decode(res, op, secrets)` (an envelope decoder), `create` (retry only when the request
+-- provably never reached the server), `deadline` (seconds for the whole operation).
+-- @tparam table op
+-- @return the decoded value, or nil, err
+function Client:call(op)
+  local sent, renewed, history = 0, false, {}
+  local deadline = op.deadline or self.policy.deadline
+  local function attempt(n)
+    while true do
+      local req = { method = op.method or "GET", url = op.url, headers = util.copy(op.headers),
+                    body = op.body, form = op.form }
+      if op.prepare then
+        local ok, perr = op.prepare(req, n)
+        if not ok then return nil, perr, true end
+      end
+      if op.auth then
+        local ok, aerr = op.auth:apply(req, self)
+        if not ok then return nil, aerr, true end
+      end
+      sent = sent + 1
+      self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
+      local res, cerr = self.session:request(req)
+      local value, err
+      if res then
+        value, err = op.decode(res, op, self.secrets)
+        if value ~= nil then return value end
+      else
+        err = errors.from_core(cerr, self.secrets)
+      end
+      history[#history + 1] = errors.brief(err)
+      if err.kind == "auth" and op.auth and op.auth.renew and not renewed then
+        renewed = true
+        self:log("info", op.operation .. ": " .. errors.brief(err) .. ", renewing credentials once")
+        local ok, rerr = op.auth:renew(err, self)
+        if not ok then return nil, rerr or err, true end
+      else
+        return nil, err
+      end
+    end
+  end
+  local value, err = retry.run({
+    policy = self.policy, budget = self.budget, now = self.now, sleep = self.sleep,
+    random = self.random, create = op.create,
+    deadline_at = deadline and self.now() + deadline or nil,
+    log = function(level, msg) self:log(level, op.operation .. ": " .. msg) end,
+  }, attempt)
+  if value ~= nil then return value end
+  if err.vendor == nil then err.vendor = self.vendor end
+  if err.operation == nil then err.operation = op.operation end
+  if err.attempts == nil then
+    err.attempts = sent
+    err.history = history
+  end
+  self:log("info", tostring(err))
+  return nil, err
+end
+
+--- Closes the client's session (its kept-alive connections).
+function Client:close()
+  if self.session and self.session.close then self.session:close() end
+end
+
+return M

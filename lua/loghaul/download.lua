@@ -1,0 +1,241 @@
+--- Downloads as DESIGN.md "Downloads" says: `dest` as a directory or a file path, safe base
+-- names from the server, bytes to `<path>.part`, resumed with Range after a broken
+-- connection, renamed over the final name only when complete.
+-- @module loghaul.download
+local envelope = require "loghaul.envelope"
+local errors = require "loghaul.errors"
+local fs = require "loghaul.fs"
+local json = require "loghaul.json"
+local progress = require "loghaul.progress"
+
+local M = {}
+
+--- Reduces a server-supplied file name to a safe base name.
+-- Directory parts (`../x`, `/etc/x`, `a\b`) are dropped; NUL, control characters, an empty
+-- name, `.`/`..` and names over 255 bytes are refused.
+-- @tparam string name
+-- @treturn string|nil the base name, or nil, reason
+function M.safe_name(name)
+  if type(name) ~= "string" then return nil, "the server gave no file name" end
+  if name:find("[%z\1-\31\127]") then return nil, "the server's file name contains control characters" end
+  local base = name:match("([^/\\]*)$")
+  if base == "" or base == "." or base == ".." then
+    return nil, "the server's file name has no usable base name"
+  end
+  if #base > 255 then return nil, "the server's file name is longer than 255 bytes" end
+  return base
+end
+
+local function unquote(s, i)
+  -- s:sub(i, i) is the opening quote; returns the unescaped text up to the closing quote
+  local out, j = {}, i + 1
+  while j <= #s do
+    local c = s:sub(j, j)
+    if c == "\\" then
+      out[#out + 1] = s:sub(j + 1, j + 1)
+      j = j + 2
+    elseif c == '"' then
+      return table.concat(out)
+    else
+      out[#out + 1] = c
+      j = j + 1
+    end
+  end
+  return nil
+end
+
+--- The file name of a Content-Disposition header (`filename*=UTF-8''…` first, then
+-- `filename="…"` or a bare token). Not yet made safe: see `safe_name`.
+-- @tparam string value the header
+-- @treturn string|nil
+function M.content_disposition_name(value)
+  if type(value) ~= "string" then return nil end
+  local lower = value:lower()
+  local s = lower:find("filename%*%s*=")
+  if s then
+    local e = select(2, lower:find("filename%*%s*=%s*", s))
+    local enc = value:sub(e + 1):match("^[^']*'[^']*'([^;%s]+)")
+    if enc then
+      return (enc:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    end
+  end
+  local p = 1
+  while true do
+    local a, b = lower:find("filename%s*=%s*", p)
+    if not a then return nil end
+    local before = a > 1 and lower:sub(a - 1, a - 1) or ";"
+    if before:find("[;%s]") then
+      if value:sub(b + 1, b + 1) == '"' then return unquote(value, b + 1) end
+      return value:sub(b + 1):match("^([^;%s]+)")
+    end
+    p = b + 1
+  end
+end
+
+--- Resolves the `dest` option: a directory (ends with `/` or already is one; created when
+-- missing) or the file's own path (its directory created when missing).
+-- @tparam string|nil dest
+-- @treturn table|nil `{ dir = }` or `{ final = }`, or nil, err (`io`)
+function M.resolve(dest)
+  if dest == nil then dest = "./" end
+  if type(dest) ~= "string" or dest == "" then error("loghaul: dest must be a non-empty string", 4) end
+  if dest:find("%z") then return nil, errors.invalid("dest contains a NUL byte") end
+  if dest:sub(-1) == "/" or fs.is_dir(dest) then
+    local dir = dest:gsub("/+$", "")
+    if dir == "" then dir = "/" end
+    local ok, err = fs.mkdir_p(dir)
+    if not ok then return nil, errors.io(dir, err) end
+    return { dir = dir }
+  end
+  local parent = fs.dirname(dest)
+  local ok, err = fs.mkdir_p(parent)
+  if not ok then return nil, errors.io(parent, err) end
+  return { final = dest }
+end
+
+local function join(dir, base)
+  if dir == "/" then return "/" .. base end
+  return dir .. "/" .. base
+end
+
+local function read_head(path, n)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read(n)
+  f:close()
+  return s
+end
+
+-- An error when a 2xx answer written to `part` is a JSON error envelope instead of the file.
+local function not_the_file(res, part)
+  local ctype = (res.headers and res.headers["content-type"] or ""):lower()
+  local size = fs.size(part) or 0
+  local looks_json = ctype:find("json", 1, true) ~= nil
+  if not looks_json and size > 65536 then return nil end
+  local head = read_head(part, 65536) or ""
+  if not looks_json and not head:find("^%s*{") then return nil end
+  local v = json.decode(head)
+  local code, message
+  if type(v) == "table" then
+    code = v.errcode or v.error_code or v.code
+    message = v.errmsg or v.error_msg or v.message
+  end
+  if code == nil and not looks_json then return nil end
+  code = code ~= nil and tostring(code) or nil
+  if code == "0" then code = nil end
+  local kind = (code == "10004" or code == "10005") and "auth" or (code and "api" or "http")
+  return envelope.http_error(res, {
+    kind = kind, code = code, retryable = false,
+    message = "expected the file, got a JSON answer" .. (message and (": " .. tostring(message)) or ""),
+  })
+end
+
+local function range_total(res)
+  local cr = res.headers and res.headers["content-range"]
+  return cr and tonumber(cr:match("/(%d+)%s*$"))
+end
+
+--- Downloads one file through the client's pipeline.
+-- @tparam table client
+-- @tparam table spec `{ operation, url, headers, auth, decode (the vendor's envelope, for
+--   non-2xx answers), dest, name (the server's name when known before), default_name }`
+-- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
+function M.fetch(client, spec)
+  local target, terr = M.resolve(spec.dest)
+  if not target then return nil, terr end
+  local final = target.final
+  local part
+  if not final and spec.name ~= nil then
+    local base, why = M.safe_name(spec.name)
+    if not base then
+      return nil, errors.new{ kind = "http", code = "UNSAFE_FILE_NAME", message = why .. ": " ..
+        string.format("%q", spec.name), vendor = client.vendor, operation = spec.operation }
+    end
+    final = join(target.dir, base)
+  end
+  if final then
+    part = final .. ".part"
+  else
+    part = join(target.dir, ".loghaul-" .. client.core.hex(client.core.random(8)) .. ".part")
+  end
+  fs.remove(part) -- never splice a leftover of an earlier run into this file
+  local last_res, expected_total
+  local report = progress.reporter(client, "download")
+  local op = {
+    operation = spec.operation, method = "GET", url = spec.url, headers = spec.headers, auth = spec.auth,
+    prepare = function(req)
+      local have = fs.size(part) or 0
+      req.output = part
+      if have > 0 then req.resume_from = have end
+      req.progress = function(dltotal, dlnow)
+        if have == 0 and dltotal and dltotal > 0 then expected_total = dltotal end
+        if report then report(have + (dlnow or 0), expected_total) end
+        return true
+      end
+      return true
+    end,
+    decode = function(res, o, secrets)
+      if res.status == 200 or res.status == 206 then
+        local nf = not_the_file(res, part)
+        if nf then fs.remove(part) return nil, nf end
+        local total = range_total(res)
+        if res.status == 206 and expected_total and total and total ~= expected_total then
+          fs.remove(part) -- the file changed on the server: start over rather than splice
+          return nil, envelope.http_error(res, { kind = "http", code = "FILE_CHANGED", retryable = true,
+            message = "the file changed size during the download; starting over" })
+        end
+        last_res = res
+        return true
+      end
+      if res.status == 416 then
+        fs.remove(part)
+        return nil, envelope.http_error(res, { kind = "http", code = "RANGE_NOT_SATISFIABLE", retryable = true,
+                                               message = "resume refused; starting over" })
+      end
+      local _, e = spec.decode(res, o, secrets)
+      if not e then
+        e = envelope.http_error(res, { kind = "http", message = "expected the file, got HTTP " .. res.status })
+      end
+      return nil, e
+    end,
+  }
+  local ok, err = client:call(op)
+  if not ok then
+    fs.remove(part)
+    if err.kind == "io" and not err.message:find(part, 1, true) then
+      err.message = part .. ": " .. err.message
+    end
+    return nil, err
+  end
+  if not final then
+    local name = M.content_disposition_name(last_res.headers and last_res.headers["content-disposition"])
+      or spec.default_name
+    local base, why = M.safe_name(name)
+    if not base then
+      fs.remove(part)
+      return nil, errors.new{ kind = "http", code = "UNSAFE_FILE_NAME", status = last_res.status,
+        message = why .. (name and (": " .. string.format("%q", name)) or ""),
+        vendor = client.vendor, operation = spec.operation }
+    end
+    final = join(target.dir, base)
+  end
+  local bytes = fs.size(part)
+  local sha, serr = client.core.sha256_file(part)
+  if not bytes or not sha then
+    fs.remove(part)
+    return nil, errors.io(part, serr or "cannot read the downloaded file")
+  end
+  if fs.is_dir(final) then
+    fs.remove(part)
+    return nil, errors.io(final, "is a directory; not replaced")
+  end
+  local renamed, rerr = os.rename(part, final)
+  if not renamed then
+    fs.remove(part)
+    return nil, errors.io(final, rerr)
+  end
+  if report then report(bytes, bytes, true) end
+  return { path = final, bytes = bytes, sha256 = sha }
+end
+
+return M
