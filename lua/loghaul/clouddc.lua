@@ -1,0 +1,199 @@
+--- Huawei Cloud CloudDC: export server logs, poll the export, download the `.tar.gz`.
+-- Auth: `{ token = T }`, IAM password credentials, or AK/SK (`SDK-HMAC-SHA256`).
+-- @module loghaul.clouddc
+local client_mod = require "loghaul.client"
+local download = require "loghaul.download"
+local envelope = require "loghaul.envelope"
+local errors = require "loghaul.errors"
+local iam = require "loghaul.auth.iam"
+local progress = require "loghaul.progress"
+local util = require "loghaul.util"
+
+local M = {}
+
+local Dc = {}
+Dc.__index = Dc
+
+local function token_auth(client, token)
+  client:secret(token)
+  return { apply = function(_, req) req.headers["X-Auth-Token"] = token return true end }
+end
+
+local function aksk_auth(client, ak, sk)
+  client:secret(sk)
+  return { apply = function(_, req, cl)
+    local u = util.parse_url(req.url)
+    local headers = { host = util.host_header(req.url) }
+    local ctype = req.headers["Content-Type"]
+    if ctype then headers["content-type"] = ctype end
+    local r = cl.core.sign_sdk_hmac_sha256{
+      access_key = ak, secret_key = sk, date = os.date("!%Y%m%dT%H%M%SZ", math.floor(cl.now())),
+      method = req.method, path = u.path:match("^[^?#]*"), headers = headers, body = req.body or "",
+    }
+    for k, v in pairs(r.headers) do req.headers[k] = v end
+    return true
+  end }
+end
+
+--- Creates a CloudDC client.
+-- @tparam table opts `endpoint`, `project_id`, `auth` (one of `{ token }`,
+--   `{ iam_endpoint, user, password, domain, project }`, `{ access_key, secret_key }`),
+--   and the common client options
+-- @treturn table the client
+function M.new(opts)
+  if type(opts) ~= "table" then error("loghaul.clouddc: options table expected", 2) end
+  if not util.is_path_id(opts.project_id) then
+    error("loghaul.clouddc: project_id must be a non-empty id string", 2)
+  end
+  local a = opts.auth
+  if type(a) ~= "table" then error("loghaul.clouddc: auth must be a table (token, IAM password or AK/SK)", 2) end
+  local c = client_mod.new(opts, { vendor = "clouddc" })
+  local self = setmetatable({ client = c, project_id = opts.project_id }, Dc)
+  if a.token ~= nil then
+    if type(a.token) ~= "string" or a.token == "" then error("loghaul.clouddc: auth.token must be a string", 2) end
+    self.auth = token_auth(c, a.token)
+  elseif a.access_key ~= nil or a.secret_key ~= nil then
+    if type(a.access_key) ~= "string" or type(a.secret_key) ~= "string" then
+      error("loghaul.clouddc: auth.access_key and auth.secret_key must be strings", 2)
+    end
+    self.auth = aksk_auth(c, a.access_key, a.secret_key)
+  else
+    self.auth = iam.new(c, a)
+  end
+  return self
+end
+
+local function check_ids(...)
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) ~= "string" then error("loghaul.clouddc: ids must be strings", 3) end
+    if not util.is_path_id(v) then
+      return errors.invalid("id " .. string.format("%q", v) .. " has characters an id cannot have")
+    end
+  end
+end
+
+local function exports_url(self, server_id, tail)
+  return self.client.base_url .. "/v1/" .. self.project_id .. "/physicalservers/" .. server_id
+    .. "/logs/exports" .. (tail or "")
+end
+
+--- Normalises `percentage` ("30%" or 30) to a number.
+-- @param p
+-- @treturn number|nil
+function M.percentage(p)
+  if type(p) == "number" then return p end
+  if type(p) == "string" then return tonumber(p:match("^%s*([%d%.]+)%s*%%?%s*$")) end
+  return nil
+end
+
+local function task_decoder(operation)
+  return function(res, op, secrets)
+    local v, err = envelope.huawei(res, op, secrets)
+    if not v then return nil, err end
+    if v.export_id == nil then
+      return nil, envelope.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
+        message = operation .. " answer without export_id" }, secrets)
+    end
+    v.export_id = tostring(v.export_id)
+    v.percentage = M.percentage(v.percentage)
+    if v.status ~= nil then v.status = tostring(v.status) end
+    return v
+  end
+end
+
+--- ExportServerLogs: creates an export task. Retried only when the request provably
+-- never reached the server (so a retry never starts a second export).
+-- @tparam string server_id
+-- @treturn table|nil `{ export_id =, status =, percentage = (number), created_at = }`, or nil, err
+function Dc:export_server_logs(server_id)
+  local bad = check_ids(server_id)
+  if bad then return nil, bad end
+  return self.client:call{
+    operation = "ExportServerLogs", method = "POST", url = exports_url(self, server_id),
+    headers = { ["Content-Type"] = "application/json" }, body = "{}", auth = self.auth, create = true,
+    decode = task_decoder("ExportServerLogs"),
+  }
+end
+
+--- ShowLogsExportStatus: the state of an export task.
+-- @tparam string server_id
+-- @tparam string export_id
+-- @treturn table|nil the same fields as `export_server_logs`, or nil, err
+function Dc:show_logs_export_status(server_id, export_id)
+  local bad = check_ids(server_id, export_id)
+  if bad then return nil, bad end
+  return self.client:call{
+    operation = "ShowLogsExportStatus", method = "GET", url = exports_url(self, server_id, "/" .. export_id),
+    auth = self.auth, decode = task_decoder("ShowLogsExportStatus"),
+  }
+end
+
+--- DownloadServerLogs: downloads the export's archive (name from Content-Disposition).
+-- @tparam string server_id
+-- @tparam string export_id
+-- @tparam[opt] table opts `{ dest = "dir/" | "file path" }` (default: the current directory)
+-- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
+function Dc:download_server_logs(server_id, export_id, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
+  local bad = check_ids(server_id, export_id)
+  if bad then return nil, bad end
+  return download.fetch(self.client, {
+    operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),
+    auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest,
+    default_name = server_id .. "-" .. export_id .. "-dump.tar.gz",
+  })
+end
+
+--- Statuses of an export that is still going.
+M.running = { processing = true, running = true }
+
+--- Creates an export, polls it (interval growing ×1.5 from `poll_interval` up to
+-- `max_poll_interval`) until `completed`, then downloads it. An unknown status is a failure.
+-- @tparam string server_id
+-- @tparam[opt] table opts `{ dest, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
+--   (`timeout`: seconds to wait for the export to complete)
+-- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
+function Dc:export_and_download(server_id, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
+  opts = opts or {}
+  local c = self.client
+  local interval = opts.poll_interval or 5
+  local max_interval = math.max(opts.max_poll_interval or 60, interval)
+  local timeout = opts.timeout or 1800
+  if type(interval) ~= "number" or interval < 0 or type(timeout) ~= "number" or timeout < 0 then
+    error("loghaul.clouddc: poll_interval and timeout must be non-negative numbers", 2)
+  end
+  local deadline = c.now() + timeout
+  local task, err = self:export_server_logs(server_id)
+  if not task then return nil, err end
+  local report = progress.reporter(c, "export")
+  local st, n = task, 0
+  while true do
+    local status = (st.status or ""):lower()
+    if report then report(st.percentage or 0, 100, status == "completed") end
+    if status == "completed" then break end
+    if not M.running[status] then
+      return nil, errors.new{ kind = "api", code = "EXPORT_FAILED", vendor = "clouddc",
+        operation = "ShowLogsExportStatus",
+        message = ("export %s of server %s ended with status %q"):format(task.export_id, server_id, st.status or "") }
+    end
+    local wait = math.min(interval * 1.5 ^ n, max_interval)
+    n = n + 1
+    if c.now() + wait > deadline then
+      return nil, errors.new{ kind = "timeout", code = "EXPORT_TIMEOUT", vendor = "clouddc",
+        operation = "ShowLogsExportStatus", retryable = true,
+        message = ("export %s not completed within %gs (last status %q, %s%%)"):format(
+          task.export_id, timeout, st.status or "", tostring(st.percentage or "?")) }
+    end
+    c.sleep(wait)
+    st, err = self:show_logs_export_status(server_id, task.export_id)
+    if not st then return nil, err end
+  end
+  return self:download_server_logs(server_id, task.export_id, { dest = opts.dest })
+end
+
+--- Closes the client's connections.
+function Dc:close() self.client:close() end
+
+return M
