@@ -95,9 +95,9 @@ local function task_decoder(operation)
       return nil, envelope.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
         message = operation .. " answer without export_id" }, secrets)
     end
-    v.export_id = tostring(v.export_id)
+    v.export_id = util.code(v.export_id)
     v.percentage = M.percentage(v.percentage)
-    if v.status ~= nil then v.status = tostring(v.status) end
+    if v.status ~= nil then v.status = util.code(v.status) end
     return v
   end
 end

@@ -75,8 +75,8 @@ function Cms:upload_client_log(path, opts)
     decode = envelope.huawei,
   }
   if not v then return nil, err end
-  if v.status ~= nil and tostring(v.status) ~= "200" then
-    return nil, errors.new{ kind = "api", code = tostring(v.status), status = 200, vendor = "cms",
+  if v.status ~= nil and util.code(v.status) ~= "200" then
+    return nil, errors.new{ kind = "api", code = util.code(v.status), status = 200, vendor = "cms",
       operation = "uploadClientLog",
       message = tostring(v.message or v.resultDesc or v.description or "upload not accepted") }
   end

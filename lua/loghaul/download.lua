@@ -121,7 +121,7 @@ local function not_the_file(res, part)
     message = v.errmsg or v.error_msg or v.message
   end
   if code == nil and not looks_json then return nil end
-  code = code ~= nil and tostring(code) or nil
+  code = require("loghaul.util").code(code)
   if code == "0" then code = nil end
   local kind = (code == "10004" or code == "10005") and "auth" or (code and "api" or "http")
   return envelope.http_error(res, {

@@ -5,6 +5,7 @@
 local errors = require "loghaul.errors"
 local json = require "loghaul.json"
 local retry = require "loghaul.retry"
+local util = require "loghaul.util"
 
 local M = {}
 
@@ -73,7 +74,7 @@ function M.huawei(res, op, secrets)
   if is_2xx(res.status) then return decode_2xx(res, op, secrets) end
   local v = json.decode(res.body or "")
   if type(v) == "table" and (v.error_code or v.error_msg) then
-    local code = v.error_code ~= nil and tostring(v.error_code) or nil
+    local code = util.code(v.error_code)
     return nil, M.http_error(res, {
       kind = kind_for_status(res.status, "api"), code = code,
       message = tostring(v.error_msg or ""),
@@ -99,7 +100,7 @@ function M.yeastar(res, op, secrets)
   if not is_2xx(res.status) then
     local v = json.decode(res.body or "")
     if type(v) == "table" and v.errcode ~= nil then
-      local code = tostring(v.errcode)
+      local code = util.code(v.errcode)
       return nil, M.http_error(res, { kind = kind_for_status(res.status, yeastar_auth[code] and "auth" or "api"),
                                       code = code, message = tostring(v.errmsg or "") }, secrets)
     end
@@ -113,7 +114,7 @@ function M.yeastar(res, op, secrets)
     return nil, M.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
                                     message = "answer without errcode" }, secrets)
   end
-  code = tostring(code)
+  code = util.code(code)
   if code == "0" then return v end
   return nil, M.http_error(res, {
     kind = yeastar_auth[code] and "auth" or "api", code = code,
@@ -134,7 +135,7 @@ local zenlayer_auth = { AUTH_FAILURE = true, SIGNATURE_FAILURE = true, INVALID_A
 function M.zenlayer(res, op, secrets)
   local v = json.decode(res.body or "")
   if type(v) == "table" and v.code ~= nil and (not is_2xx(res.status) or v.response == nil) then
-    local code = tostring(v.code)
+    local code = util.code(v.code)
     local kind = kind_for_status(res.status, zenlayer_auth[code] and "auth" or "api")
     return nil, M.http_error(res, {
       kind = kind, code = code, message = tostring(v.message or ""), request_id = v.requestId,

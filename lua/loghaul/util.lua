@@ -133,4 +133,15 @@ function M.is_path_id(v)
     and v ~= "." and v ~= ".."
 end
 
+--- A vendor code as text: JSON numbers decode as doubles, so 10004 must not become "10004.0".
+-- @param v a string or number (nil stays nil)
+-- @treturn string|nil
+function M.code(v)
+  if v == nil then return nil end
+  if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+    return string.format("%.0f", v)
+  end
+  return tostring(v)
+end
+
 return M

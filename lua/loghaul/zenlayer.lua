@@ -118,8 +118,8 @@ end
 function Zl:describe_logs(params)
   if type(params) ~= "table" then error("loghaul.zenlayer: describe_logs(params): params must be a table", 2) end
   local c = self.client
-  local _, rerr = M.check_range(params.startTime, params.endTime, c.now())
-  if rerr then return nil, rerr end
+  local ok, rerr = M.check_range(params.startTime, params.endTime, c.now())
+  if not ok then return nil, rerr end
   local size = params.size
   if size ~= nil and (type(size) ~= "number" or size ~= math.floor(size) or size < 1 or size > M.max_size) then
     return nil, errors.invalid("size must be an integer from 1 to 1000", "INVALID_PARAMETER")

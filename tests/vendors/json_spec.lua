@@ -1,0 +1,41 @@
+local json = require "loghaul.json"
+
+describe("loghaul.json.raw_at", function()
+  it("keeps a 19-digit cursor as the server wrote it", function()
+    local body = '{"requestId":"r1","response":{"requestId":"r1","dataSet":[],"cursor":[1691028715371000123]}}'
+    assert.equal("[1691028715371000123]", json.raw_at(body, { "response", "cursor" }))
+  end)
+
+  it("is not fooled by keys, brackets and escapes inside strings", function()
+    local body = [[{"response":{"dataSet":[{"request":"{\"cursor\":[1]}","x":"a\"],}b\\"}],]]
+      .. [["cursor" : [ 9007199254740993 , "a]b\"c" ] },"cursor":[2]}]]
+    assert.equal([=[[ 9007199254740993 , "a]b\"c" ]]=], json.raw_at(body, { "response", "cursor" }))
+    assert.equal("[2]", json.raw_at(body, { "cursor" }))
+  end)
+
+  it("returns nil for absent keys and malformed text", function()
+    assert.is_nil(json.raw_at('{"response":{"dataSet":[]}}', { "response", "cursor" }))
+    assert.is_nil(json.raw_at('{"response":{"cursor":[1', { "response", "cursor" }))
+    assert.is_nil(json.raw_at('[1,2]', { "cursor" }))
+    assert.is_nil(json.raw_at(nil, { "cursor" }))
+  end)
+
+  it("takes the last of repeated keys, as lua-cjson does", function()
+    assert.equal("[2]", json.raw_at('{"cursor":[1],"cursor":[2]}', { "cursor" }))
+  end)
+end)
+
+describe("loghaul.json", function()
+  it("accepts exactly one JSON value", function()
+    assert.is_true(json.is_single_value(" [1691028715371000123] "))
+    assert.is_false(json.is_single_value('1],"size":5,"x":['))
+    assert.is_false(json.is_single_value("[1] [2]"))
+    assert.is_false(json.is_single_value("[1"))
+  end)
+
+  it("decodes null as absent", function()
+    local v = json.decode('{"a":null,"b":[1,{"c":null}]}')
+    assert.is_nil(v.a)
+    assert.is_nil(v.b[2].c)
+  end)
+end)
