@@ -171,8 +171,8 @@ describe("zenlayer:each_log", function()
   end)
 
   it("raises a page that still fails after its retries", function()
-    local zl, session = client({ default = { status = 500, body = '{"requestId":"E","code":"INTERNAL","message":"x"}' } },
-                               { retry = { max_attempts = 3 } })
+    local fail = { status = 500, body = '{"requestId":"E","code":"INTERNAL","message":"x"}' }
+    local zl, session = client({ default = fail }, { retry = { max_attempts = 3 } })
     local it = zl:each_log{ start_time = "2023-08-01T00:00:00Z", end_time = "2023-08-02T00:00:00Z" }
     local ok, err = pcall(it)
     assert.is_false(ok)
