@@ -6,7 +6,8 @@ local function token(n, at, rt)
     .. '"access_token":"AT%d-xyz","refresh_token_expire_time":%d,"refresh_token":"RT%d-xyz"}'):format(
       at or 1800, n, rt or 86400, n) }
 end
-local LIST = { status = 200, body = '{"errcode":0,"errmsg":"SUCCESS","total_number":1,"data":[{"file_name":"20240610"}]}' }
+local LIST = { status = 200,
+  body = '{"errcode":0,"errmsg":"SUCCESS","total_number":1,"data":[{"file_name":"20240610"}]}' }
 local EXPIRED = { status = 200, body = '{"errcode":10004,"errmsg":"TOKEN EXPIRED"}' }
 local LINK = { status = 200, body = '{"errcode":0,"errmsg":"SUCCESS","file":"PBX-SystemLog-1.tar",'
   .. '"download_resource_url":"/api/download/PBX-SystemLog-1.tar"}' }
@@ -57,8 +58,7 @@ describe("yeastar", function()
   end)
 
   it("logs in again when the refresh token is dead", function()
-    local pbx, session = client{ token(1), EXPIRED, { status = 200, body = '{"errcode":10004,"errmsg":"TOKEN EXPIRED"}' },
-                                 token(2), LIST }
+    local pbx, session = client{ token(1), EXPIRED, EXPIRED, token(2), LIST }
     assert(pbx:list_system_logs())
     assert.matches("/get_token$", session.requests[4].url)
     assert.equal(5, #session.requests)
@@ -116,7 +116,8 @@ describe("yeastar", function()
     assert(pbx:download_system_logs({ "20240422" }, { dest = dir .. "/" }))
     assert.equal(5, #session.requests)
     local pbx2, session2 = client{ token(1), LINK, { status = 404, body = "Not Found" }, LINK,
-                                   { status = 403, body = "Forbidden" }, token(2), { status = 403, body = "Forbidden" } }
+                                   { status = 403, body = "Forbidden" }, token(2),
+                                   { status = 403, body = "Forbidden" } }
     local res, err = pbx2:download_system_logs({ "20240422" }, { dest = dir .. "/x/" })
     assert.is_nil(res)
     assert.equal(403, err.status)
