@@ -36,8 +36,11 @@ int luaopen_loghaul_core(lua_State *L)
     lua_newtable(L);
     lua_pushliteral(L, LOGHAUL_VERSION);
     lua_setfield(L, -2, "version");
-    lua_pushstring(L, curl_version());
+    /* curl_version_info, not curl_version: the latter initialises LDAP/SASL, which leak */
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
     lua_setfield(L, -2, "curl_version");
+    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->ssl_version);
+    lua_setfield(L, -2, "ssl_version");
     lh_open_session(L);
     lh_open_crypto(L);
     lh_open_sign(L);
