@@ -27,7 +27,9 @@ local function check(spec)
   for _, k in ipairs { "count", "delay", "status", "retry_after", "cut_after" } do
     if spec[k] ~= nil and type(spec[k]) ~= "number" then return nil, "fault." .. k .. " must be a number" end
   end
-  if spec.body ~= nil and type(spec.body) ~= "string" then return nil, "fault.body must be a string" end
+  for _, k in ipairs { "body", "method", "content_type" } do
+    if spec[k] ~= nil and type(spec[k]) ~= "string" then return nil, "fault." .. k .. " must be a string" end
+  end
   if spec.headers ~= nil and type(spec.headers) ~= "table" then return nil, "fault.headers must be an object" end
   return true
 end

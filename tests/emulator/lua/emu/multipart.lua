@@ -1,7 +1,8 @@
 -- Streaming multipart/form-data parser (RFC 7578). lua-resty-upload is not in Debian,
 -- and the 1 GiB upload benchmark needs constant memory: the parser is fed chunks and
 -- calls back with each part's headers and body pieces, keeping between feeds only a tail
--- that could begin a delimiter (less than one delimiter's length). The vendor emulator reuses it (Huawei CC-CMS uploads).
+-- that could begin a delimiter (less than one delimiter's length).
+-- The vendor emulator reuses it (Huawei CC-CMS uploads).
 --
 --   local p = multipart.new(boundary, {
 --     part_begin = function(part) end,
