@@ -1,0 +1,306 @@
+-- Shared pieces of the vendor endpoints: settings (switches), counters, clocks and UTC
+-- times, small request/answer helpers, and the files served through nginx itself.
+-- Everything lives in the `vendors` shared dict so both workers agree.
+local config = require "emu.config"
+local json = require "emu.json"
+
+local M = {}
+
+-- Settings and their defaults (tests/emulator/VENDORS.md, "Switches").
+M.DEFAULTS = {
+  cms = { max_skew = 900 },
+  iam = { token_ttl = 86400, token_size = 3000, error_style = "huawei" },
+  clouddc = {
+    max_skew = 900, polls = 3, status_style = "Running", percentage = "string",
+    fail = false, archive_size = 300000, hostile_filename = false,
+  },
+  yeastar = {
+    access_token_ttl = 1800, refresh_token_ttl = 86400, download_url_ttl = 1800,
+    expired_download = "json", hostile_file = false, archive_size = 200000, files = 40,
+  },
+  zenlayer = { max_skew = 900, last_cursor = "missing" },
+}
+
+-- Counters always present in state() (0 until counted); others appear when counted.
+M.COUNTERS = {
+  cms = { "requests", "uploads", "rejected" },
+  iam = { "requests", "logins", "failures" },
+  clouddc = { "requests", "exports_created", "polls", "downloads", "auth_failures", "auth_token", "auth_aksk" },
+  yeastar = { "requests", "login_attempts", "logins", "refreshes", "deletes", "lists", "download_urls",
+              "downloads", "stale_downloads", "errors", "authorized" },
+  zenlayer = { "requests", "pages", "records", "errors", "auth_failures", "bad_cursors" },
+}
+
+local function dict() return ngx.shared.vendors end
+
+local cache, cache_ver
+
+--- The effective settings of one vendor (defaults overlaid with /_emu/vendors POSTs).
+function M.settings(vendor)
+  local d = dict()
+  local ver = d:get("config_ver") or 0
+  if cache_ver ~= ver then
+    cache = json.decode(d:get("config") or "{}") or {}
+    cache_ver = ver
+  end
+  local out = {}
+  for k, v in pairs(M.DEFAULTS[vendor] or {}) do out[k] = v end
+  for k, v in pairs(cache[vendor] or {}) do out[k] = v end
+  return out
+end
+
+--- Merge `{ vendor = { key = value } }` into the settings; a JSON null restores the default.
+function M.configure(t)
+  local d = dict()
+  local cur = json.decode(d:get("config") or "{}") or {}
+  for vendor, kv in pairs(t) do
+    if not M.DEFAULTS[vendor] then return nil, "unknown vendor " .. tostring(vendor) end
+    if type(kv) ~= "table" then return nil, vendor .. " settings must be an object" end
+    cur[vendor] = type(cur[vendor]) == "table" and cur[vendor] or {}
+    for k, v in pairs(kv) do
+      if M.DEFAULTS[vendor][k] == nil then return nil, "unknown setting " .. vendor .. "." .. tostring(k) end
+      if v == json.null then cur[vendor][k] = nil else cur[vendor][k] = v end
+    end
+  end
+  d:set("config", json.encode(cur))
+  d:incr("config_ver", 1, 0)
+  return true
+end
+
+--- Forget settings, counters, tokens, exports, issued cursors (the data set's clock stays).
+function M.reset()
+  local d = dict()
+  for _, k in ipairs(d:get_keys(0)) do
+    if k ~= "zl_epoch" and k ~= "config_ver" then d:delete(k) end
+  end
+  d:incr("config_ver", 1, 0)
+end
+
+--- Counters: count("yeastar", "logins").
+function M.count(vendor, what, n)
+  dict():incr("n:" .. vendor .. "." .. what, n or 1, 0)
+end
+
+--- Keep a small JSON list (the last `max` items) under `key`.
+function M.push(key, item, max)
+  local d = dict()
+  local list = json.decode(d:get(key) or "[]") or {}
+  list[#list + 1] = item
+  while #list > (max or 50) do table.remove(list, 1) end
+  d:set(key, json.encode(list))
+end
+
+function M.list(key)
+  return json.decode(dict():get(key) or "[]") or {}
+end
+
+--- All counters as { vendor = { counter = n } } plus recorded lists.
+function M.state()
+  local d = dict()
+  local s = {}
+  for v, names in pairs(M.COUNTERS) do
+    s[v] = {}
+    for _, n in ipairs(names) do s[v][n] = 0 end
+  end
+  for _, k in ipairs(d:get_keys(0)) do
+    local v, what = k:match("^n:([^.]+)%.(.+)$")
+    if v then
+      s[v] = s[v] or {}
+      s[v][what] = d:get(k)
+    end
+  end
+  local up = M.list("cms_uploads")
+  s.cms.received = #up > 0 and up or json.empty_array
+  local live = 0
+  for _, k in ipairs(d:get_keys(0)) do
+    if k:match("^ys_at:") then live = live + 1 end
+  end
+  s.yeastar.live_access_tokens = live
+  local cfg = {}
+  for v in pairs(M.DEFAULTS) do cfg[v] = M.settings(v) end
+  s.settings = cfg
+  return s
+end
+
+function M.now()
+  ngx.update_time()
+  return ngx.now()
+end
+
+-- Days since 1970-01-01 of a civil date (proleptic Gregorian), H. Hinnant's algorithm.
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+--- Unix seconds of a UTC civil time, after range checks; nil when impossible.
+function M.utc(y, mo, d, h, mi, s)
+  if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or s > 59 then return nil end
+  local mdays = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+  if y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0) then mdays[2] = 29 end
+  if d > mdays[mo] then return nil end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+end
+
+--- "yyyy-MM-ddTHH:mm:ssZ" -> Unix seconds, or nil (strict).
+function M.parse_iso(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+  if not y then return nil end
+  return M.utc(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se))
+end
+
+--- "YYYYMMDDTHHMMSSZ" (X-Sdk-Date) -> Unix seconds, or nil.
+function M.parse_sdk_date(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
+  if not y then return nil end
+  return M.utc(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se))
+end
+
+function M.iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
+
+--- Random bytes from /dev/urandom.
+function M.random(n)
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local s = f:read(n)
+  f:close()
+  return s
+end
+
+function M.random_hex(n)
+  return (M.random(n):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+function M.uuid()
+  local h = M.random_hex(16)
+  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-" .. h:sub(13, 16) .. "-" .. h:sub(17, 20) .. "-" .. h:sub(21, 32)
+end
+
+--- The whole (small) request body as a string ("" when none).
+function M.body()
+  ngx.req.read_body()
+  local s = ngx.req.get_body_data()
+  if s then return s end
+  local path = ngx.req.get_body_file()
+  if path then
+    local f = io.open(path, "rb")
+    if f then
+      s = f:read("*a")
+      f:close()
+      return s
+    end
+  end
+  return ""
+end
+
+--- Request headers as lower-name -> value (repeated headers joined by ",").
+function M.headers()
+  local h = {}
+  for k, v in pairs(ngx.req.get_headers(0, true)) do
+    h[k:lower()] = type(v) == "table" and table.concat(v, ",") or v
+  end
+  return h
+end
+
+--- The path of the request as sent (not decoded), without the query.
+function M.raw_path()
+  return (ngx.var.request_uri or ngx.var.uri):match("^([^?]*)")
+end
+
+--- Huawei envelope answer.
+function M.huawei(status, code, msg, headers)
+  ngx.req.discard_body()
+  return json.reply({ error_code = code, error_msg = msg }, status, headers)
+end
+
+-- Files served by nginx from <dir>/www/_vfiles/ through the internal location /_vfiles/.
+function M.files_dir()
+  local d = config.dir .. "/www/_vfiles"
+  if not M._made then
+    os.execute("mkdir -p '" .. d .. "'")
+    M._made = true
+  end
+  return d
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+M.exists = exists
+
+local function sh_ok(cmd)
+  local r = os.execute(cmd)
+  return r == true or r == 0
+end
+
+-- Write roughly `size` bytes of log-like text (base64 of random bytes) into path.
+local function log_text_cmd(path, size, label)
+  local raw = math.max(math.floor(size * 3 / 4), 16)
+  return string.format("{ printf '%%s\\n' '# %s'; head -c %d /dev/urandom | base64 -w 120 | "
+    .. "sed 's/^/%s INFO [main] /'; } > '%s'", label, raw, os.date("!%Y-%m-%dT%H:%M:%SZ"), path)
+end
+
+--- A real .tar.gz of a few generated log files, about `size` bytes, made once per size.
+-- Returns its name under /_vfiles/.
+function M.tar_gz(prefix, size)
+  size = math.max(math.floor(size), 1024)
+  local name = string.format("%s-%d.tar.gz", prefix, size)
+  local dir = M.files_dir()
+  local path = dir .. "/" .. name
+  if exists(path) then return name end
+  local work = string.format("%s/.work-%s-%d-%s", dir, prefix, ngx.worker.pid(), M.random_hex(4))
+  local cmds = { "mkdir -p '" .. work .. "/logs'" }
+  local names = { "bmc.log", "os-messages.log", "raid.log" }
+  -- base64 text compresses to ~77%: aim the gzip at `size` bytes
+  for i, n in ipairs(names) do
+    cmds[#cmds + 1] = log_text_cmd(work .. "/logs/" .. n, size / 0.77 / #names, prefix .. " " .. i)
+  end
+  cmds[#cmds + 1] = string.format("tar czf '%s/out.tar.gz' -C '%s' logs", work, work)
+  cmds[#cmds + 1] = string.format("mv -f '%s/out.tar.gz' '%s'", work, path)
+  local ok = sh_ok(table.concat(cmds, " && "))
+  os.execute("rm -rf '" .. work .. "'")
+  if not ok then error("could not make " .. path) end
+  return name
+end
+
+--- A real .tar holding one generated log file per name, about `size` bytes in all.
+function M.tar(name, members, size)
+  local dir = M.files_dir()
+  local work = string.format("%s/.work-%d-%s", dir, ngx.worker.pid(), M.random_hex(4))
+  local cmds = { "mkdir -p '" .. work .. "/syslog'" }
+  for _, m in ipairs(members) do
+    cmds[#cmds + 1] = log_text_cmd(work .. "/syslog/" .. m .. ".log", size / math.max(#members, 1), m)
+  end
+  cmds[#cmds + 1] = string.format("tar cf '%s/out.tar' -C '%s' syslog", work, work)
+  cmds[#cmds + 1] = string.format("mv -f '%s/out.tar' '%s/%s'", work, dir, name)
+  local ok = sh_ok(table.concat(cmds, " && "))
+  os.execute("rm -rf '" .. work .. "'")
+  if not ok then error("could not make " .. name) end
+  return name
+end
+
+--- Hand the request to nginx to serve <dir>/www/_vfiles/<name> (Range, sendfile), with the
+-- given Content-Type and Content-Disposition (set by file_headers() in that location).
+function M.serve(name, content_type, disposition)
+  ngx.req.discard_body()
+  return ngx.exec("/_vfiles/" .. name, { ct = content_type or "", cd = disposition or "" })
+end
+
+--- header_filter of the /_vfiles/ location.
+function M.file_headers()
+  local st = ngx.status
+  if st ~= 200 and st ~= 206 then return end
+  local args = ngx.req.get_uri_args()
+  if args.ct and args.ct ~= "" then ngx.header["Content-Type"] = args.ct end
+  if args.cd and args.cd ~= "" then ngx.header["Content-Disposition"] = args.cd end
+end
+
+return M

@@ -1,0 +1,65 @@
+--- Drive the emulator's vendor endpoints (tests/emulator/VENDORS.md) from specs: the fixed
+-- test credentials, the switches, and the counters. Uses the curl command line only.
+--
+--   local vendors = require "helpers.vendors"
+--   vendors.fixtures.cms.access_key
+--   vendors.configure{ yeastar = { access_token_ttl = 2 }, clouddc = { polls = 5 } }
+--   vendors.state().yeastar.logins
+--   vendors.reset()
+local cjson = require "cjson"
+local emu = require "helpers.emulator"
+
+local M = {}
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function here()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  return src:match("^(.*)/[^/]*$") or "."
+end
+
+--- The same table the emulator uses (tests/emulator/lua/emu/fixtures.lua).
+M.fixtures = dofile(here() .. "/../emulator/lua/emu/fixtures.lua")
+
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"__rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
+  return body or out, tonumber(rc) or -1
+end
+
+local function control(method, body)
+  local e = emu.info() or emu.start()
+  local cmd = "curl -sS --max-time 30 -X " .. method .. " -w '\\n%{http_code}'"
+  if body then cmd = cmd .. " -H 'Content-Type: application/json' --data-binary " .. q(body) end
+  local out, rc = run(cmd .. " " .. q(e.http_url .. "/_emu/vendors"))
+  local text, code = out:match("^(.*)\n(%d+)$")
+  if rc ~= 0 or not code then error("emulator " .. method .. " /_emu/vendors failed: " .. out, 3) end
+  local v = cjson.decode(text)
+  if tonumber(code) >= 400 then error("emulator /_emu/vendors: " .. tostring(v.error or text), 3) end
+  return v
+end
+
+--- Merge settings (switches) into the vendor endpoints; `reset = true` forgets everything first.
+-- Returns the effective settings of every vendor.
+function M.configure(settings)
+  return control("POST", cjson.encode(settings or {})).settings
+end
+
+--- Counters and recorded uploads: { cms = { requests, uploads, received = { {name,size,sha256} } },
+-- iam = { logins, ... },
+-- clouddc = { exports_created, polls, downloads, ... }, yeastar = { logins, refreshes, ... },
+-- zenlayer = { pages, records, ... }, settings = {...} }.
+function M.state()
+  return control("GET")
+end
+
+--- Forget settings, counters, tokens, exports and issued cursors.
+function M.reset()
+  control("DELETE")
+end
+
+return M
