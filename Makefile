@@ -71,19 +71,20 @@ rockcheck:
 demo: deps all
 	$(LUA_ENV54) lua5.4 examples/run_demo.lua
 
-# AddressSanitizer + UBSan: the core built instrumented, the interpreters are not, so the runtime is preloaded.
-ASAN_RT   = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
-ASAN_OPTS = ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# AddressSanitizer + UBSan: the core built instrumented. The interpreters are not, so the
+# runtime is preloaded; tests/asan_env.c then drops LD_PRELOAD so curl and nginx started
+# by the tests run plain, and LUA_INIT loads the core before any spec runs.
+ASAN_RT    = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
+ASAN_CC    = clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared
+ASAN_RUN   = LD_PRELOAD=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LUA_INIT='require "loghaul.core"' \
+  LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;'
 asan: deps
 	@mkdir -p build/asan/lua5.4/loghaul build/asan/luajit/loghaul
-	clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared \
-	  $(LUA54_CFLAGS) $(DEPCFLAGS) $(SRCS) -o build/asan/lua5.4/loghaul/core.so $(DEPLIBS)
-	clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared \
-	  $(LUAJIT_CFLAGS) $(DEPCFLAGS) $(SRCS) -o build/asan/luajit/loghaul/core.so $(DEPLIBS)
-	LD_PRELOAD=$(ASAN_RT) $(ASAN_OPTS) LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/asan/lua5.4/?.so;;' \
-	  lua5.4 $(BUSTED) $(SPECS)
-	LD_PRELOAD=$(ASAN_RT) $(ASAN_OPTS) LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/asan/luajit/?.so;;' \
-	  luajit $(BUSTED) $(SPECS)
+	$(ASAN_CC) $(LUA54_CFLAGS) $(DEPCFLAGS) $(SRCS) tests/asan_env.c -o build/asan/lua5.4/loghaul/core.so $(DEPLIBS)
+	$(ASAN_CC) $(LUAJIT_CFLAGS) $(DEPCFLAGS) $(SRCS) tests/asan_env.c -o build/asan/luajit/loghaul/core.so $(DEPLIBS)
+	$(ASAN_RUN) LUA_CPATH='build/asan/lua5.4/?.so;;' lua5.4 $(BUSTED) $(SPECS)
+	$(ASAN_RUN) LUA_CPATH='build/asan/luajit/?.so;;' luajit $(BUSTED) $(SPECS)
 
 # The core specs at small sizes under memcheck. --keep-debuginfo: Lua unloads the
 # module at exit, and a leak report without symbols names nobody.
