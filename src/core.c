@@ -44,5 +44,6 @@ int luaopen_loghaul_core(lua_State *L)
     lh_open_session(L);
     lh_open_crypto(L);
     lh_open_sign(L);
+    lh_open_clock(L);
     return 1;
 }

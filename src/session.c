@@ -628,6 +628,22 @@ static int push_result(lua_State *L, xfer_t *x)
     return 1;
 }
 
+/* When an answer had started before the failure (a cut download), the caller needs
+ * its status, headers (ETag, Content-Range) and how much reached the output to resume. */
+static void push_partial_response(lua_State *L, xfer_t *x)
+{
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status <= 0)
+        return;
+    set_integer(L, "status", (lua_Integer)status);
+    lua_newtable(L);
+    lh_headers_parse(x->head.data, x->head.len, on_result_header, L);
+    lua_setfield(L, -2, "headers");
+    if (x->to_file)
+        set_integer(L, "bytes", (lua_Integer)x->file_bytes);
+}
+
 static int push_failure(lua_State *L, xfer_t *x, CURLcode rc, const char *errbuf)
 {
     const char *kind = lh_curl_code_kind(rc), *code = lh_curl_code_name(rc);
@@ -679,6 +695,7 @@ static int push_failure(lua_State *L, xfer_t *x, CURLcode rc, const char *errbuf
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
+    push_partial_response(L, x);
     return 2;
 }
 
@@ -714,7 +731,8 @@ static void set_method(CURL *e, const char *method, int has_body)
 // `false` return aborts the transfer)
 // @return `{ status, headers, body | (nothing when streamed), bytes, uploaded, url, reused,
 // restarted, time }`, or `nil, { kind, code, message }` with kind one of network, timeout, tls,
-// io, invalid, aborted, http
+// io, invalid, aborted, http; when an answer had started (a cut download), the error also has
+// its `status`, `headers` and the `bytes` written to `output`
 static int l_request(lua_State *L)
 {
     session_t *s = check_session(L);
