@@ -105,7 +105,7 @@ static int l_hex(lua_State *L)
 }
 
 /* The symbolic name of an errno value ("ENOENT"); the number when it is not one we list. */
-static const char *errno_name(int e, char *tmp, size_t size)
+const char *lh_errno_name(int e, char *tmp, size_t size)
 {
     switch (e) {
     case ENOENT: return "ENOENT";
@@ -129,6 +129,12 @@ static const char *errno_name(int e, char *tmp, size_t size)
     case EAGAIN: return "EAGAIN";
     case EINTR: return "EINTR";
     case ESTALE: return "ESTALE";
+    case ENOSPC: return "ENOSPC";
+    case EDQUOT: return "EDQUOT";
+    case EROFS: return "EROFS";
+    case EEXIST: return "EEXIST";
+    case EXDEV: return "EXDEV";
+    case ENOTEMPTY: return "ENOTEMPTY";
     default:
         snprintf(tmp, size, "E%d", e);
         return tmp;
@@ -136,7 +142,7 @@ static const char *errno_name(int e, char *tmp, size_t size)
 }
 
 /* strerror is not required to be thread-safe; strerror_r comes in a GNU and an XSI flavour. */
-static const char *errno_text(int e, char *buf, size_t size)
+const char *lh_errno_text(int e, char *buf, size_t size)
 {
 #if defined(__GLIBC__) && defined(_GNU_SOURCE)
     return strerror_r(e, buf, size);
@@ -155,9 +161,9 @@ static int push_io_error(lua_State *L, const char *path, int e)
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "io");
     lua_setfield(L, -2, "kind");
-    lua_pushstring(L, errno_name(e, name, sizeof name));
+    lua_pushstring(L, lh_errno_name(e, name, sizeof name));
     lua_setfield(L, -2, "code");
-    lua_pushfstring(L, "%s: %s", path, errno_text(e, text, sizeof text));
+    lua_pushfstring(L, "%s: %s", path, lh_errno_text(e, text, sizeof text));
     lua_setfield(L, -2, "message");
     return 2;
 }

@@ -21,6 +21,11 @@ int lh_sha256(const void *in, size_t n, unsigned char out[32]);
 int lh_hmac_sha256(const void *key, size_t klen, const void *in, size_t n, unsigned char out[32]);
 int lh_sha256_hex(const void *in, size_t n, char out[65]);
 
+/* crypto.c: errno as its symbolic name ("ENOSPC") and as text, both thread-safe;
+ * tmp/buf are the caller's scratch space. */
+const char *lh_errno_name(int e, char *tmp, size_t size);
+const char *lh_errno_text(int e, char *buf, size_t size);
+
 /* Optional string field of the table at idx: NULL when absent; raises when not a string. */
 const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len);
 

@@ -70,6 +70,28 @@ typedef struct {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
+/* strerror is not thread-safe; this returns the text in a struct the caller keeps. */
+typedef struct {
+    char s[256];
+} errtext_t;
+
+static errtext_t errno_text(int e)
+{
+    errtext_t t;
+    const char *m = lh_errno_text(e, t.s, sizeof t.s);
+    if (m != t.s)
+        snprintf(t.s, sizeof t.s, "%s", m);
+    return t;
+}
+
+/* Sets err.errno = "ENOSPC" (or the like) on the error table at the top. */
+static void push_errno(lua_State *L, int e)
+{
+    char tmp[32];
+    lua_pushstring(L, lh_errno_name(e, tmp, sizeof tmp));
+    lua_setfield(L, -2, "errno");
+}
+
 static double monotonic(void)
 {
     struct timespec ts;
@@ -666,7 +688,8 @@ static int push_failure(lua_State *L, xfer_t *x, CURLcode rc, const char *errbuf
         kind = "io";
         lua_pushstring(L, x->output);
         lua_setfield(L, -2, "path");
-        lua_pushfstring(L, "cannot write %s: %s", x->output, strerror(x->fail_errno));
+        push_errno(L, x->fail_errno);
+        lua_pushfstring(L, "cannot write %s: %s", x->output, errno_text(x->fail_errno).s);
         break;
     case FAIL_BODY_TOO_LARGE:
         kind = "http", code = "BODY_TOO_LARGE";
@@ -824,7 +847,7 @@ static int l_request(lua_State *L)
         int e = check_resume(x);
         if (e != 0) {
             lua_pushfstring(L, e == ERANGE ? "resume_from is past the end of %s" : "cannot resume %s: %s",
-                            x->output, strerror(e));
+                            x->output, errno_text(e).s);
             push_error(L, "io", e == ERANGE ? "BAD_RESUME" : "CURLE_WRITE_ERROR", lua_tostring(L, -1));
             lua_pushvalue(L, SLOT_OUTPUT);
             lua_setfield(L, -2, "path");
@@ -833,8 +856,10 @@ static int l_request(lua_State *L)
     }
     if (bad != NULL) {
         if (io_path != NULL) {
-            lua_pushfstring(L, "%s: %s: %s", bad, io_path, strerror(errno));
+            int e = errno;
+            lua_pushfstring(L, "%s: %s: %s", bad, io_path, errno_text(e).s);
             push_error(L, "io", "CURLE_READ_ERROR", lua_tostring(L, -1));
+            push_errno(L, e);
             lua_pushstring(L, io_path);
             lua_setfield(L, -2, "path");
             return 2;
