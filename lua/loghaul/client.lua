@@ -4,6 +4,7 @@
 -- @module loghaul.client
 local errors = require "loghaul.errors"
 local retry = require "loghaul.retry"
+local runtime = require "loghaul.runtime"
 local util = require "loghaul.util"
 
 local M = {}
@@ -45,8 +46,9 @@ end
 
 --- Creates a client (used by the vendor constructors).
 -- Common options (all optional): `endpoint`/`base_url`, `ca_file`, `insecure`, `timeout`,
--- `connect_timeout`, `retry`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`, and
--- `now` (a clock in Unix seconds, for signers and deadlines).
+-- `connect_timeout`, `retry`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`,
+-- `now` (a clock in Unix seconds, for signers and deadlines), and `thread_pool` (in nginx: the
+-- `thread_pool` transfers run on, default "loghaul"; false runs them in the worker, blocking).
 -- @tparam table opts the user's options
 -- @tparam table spec `{ vendor =, default_endpoint =, user_agent = }`
 -- @treturn table the client
@@ -72,15 +74,22 @@ function M.new(opts, spec)
   c.core = load_core(opts)
   c.policy = retry.policy(opts.retry)
   c.budget = retry.budget(c.policy)
-  c.now = opts.now or retry.now
-  c.sleep = opts._sleep or retry.sleep
+  c.now = opts.now or runtime.now
+  c.sleep = opts._sleep or runtime.sleep
   c.random = opts._random or make_random(c.core)
-  c.session = opts._session or c.core.session{
+  if opts.thread_pool ~= nil and opts.thread_pool ~= false and type(opts.thread_pool) ~= "string" then
+    error("loghaul: option thread_pool must be a string (an nginx thread_pool name) or false", 3)
+  end
+  local session_opts = {
     timeout = opts.timeout or 300, connect_timeout = opts.connect_timeout or 15,
     ca_file = opts.ca_file, insecure = opts.insecure or nil, proxy = opts.proxy,
     user_agent = opts.user_agent or spec.user_agent or ("loghaul/" .. M.version),
     max_body = opts.max_body,
   }
+  c.session = opts._session or c.core.session(session_opts)
+  -- in nginx, transfers rerun these options on a session of a worker thread (loghaul.runtime);
+  -- an injected session (a test double) always runs in place
+  if not opts._session then c.transfer_ctx = { session_opts = session_opts, thread_pool = opts.thread_pool } end
   if opts.insecure then
     c:log("warn", "TLS verification is OFF for " .. c.base_url .. " (insecure = true)")
   end
@@ -153,7 +162,7 @@ function Client:call(op)
       end
       sent = sent + 1
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
-      local res, cerr = self.session:request(req)
+      local res, cerr = runtime.transfer(self.session, req, self.transfer_ctx)
       local value, err
       if res then
         value, err = op.decode(res, op, self.secrets)

@@ -7,41 +7,20 @@ local M = {}
 --- Default policy values (seconds). `deadline` bounds one operation, retries and waits included.
 M.defaults = { max_attempts = 5, base_delay = 0.5, max_delay = 20, max_retry_after = 60, deadline = 900 }
 
-local function ngx_table()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) == "table" then return ngx end
-  return nil
-end
+local runtime = require "loghaul.runtime"
 
-local socket_sleep, socket_time
-do
-  local ok, socket = pcall(require, "socket")
-  if ok and type(socket) == "table" then socket_sleep, socket_time = socket.sleep, socket.gettime end
-end
-
---- Sleeps for `seconds`, the only place loghaul waits. In OpenResty it yields with
--- `ngx.sleep` when the current phase allows it; elsewhere it blocks (LuaSocket's sleep,
--- else the `sleep` command).
+--- Sleeps for `seconds`, the only place loghaul waits: `runtime.sleep` (`ngx.sleep` in an
+-- nginx phase that can yield, else `core.sleep`, which blocks).
 -- @tparam number seconds
 function M.sleep(seconds)
-  if not seconds or seconds <= 0 then return end
-  local ngx = ngx_table()
-  if ngx and ngx.sleep and pcall(ngx.sleep, seconds) then return end
-  if socket_sleep then socket_sleep(seconds) return end
-  os.execute(string.format("sleep %.3f", seconds))
+  return runtime.sleep(seconds)
 end
 
---- Seconds since an arbitrary epoch, with sub-second resolution where available
--- (ngx.now, LuaSocket's gettime, else os.time).
+--- Unix seconds with sub-second resolution: `runtime.now` (`ngx.now` in nginx, else the
+-- core's monotonic clock anchored to Unix time).
 -- @treturn number
 function M.now()
-  local ngx = ngx_table()
-  if ngx and ngx.now then
-    local ok, t = pcall(ngx.now)
-    if ok and t then return t end
-  end
-  if socket_time then return socket_time() end
-  return os.time()
+  return runtime.now()
 end
 
 local function positive(v, name)
