@@ -31,6 +31,10 @@ static size_t parse_line(char *line, size_t n, lh_header_fn fn, void *ud)
     }
     v = colon + 1;
     e = n;
+    /* RFC 9112 2.2: a bare CR is invalid; replace it with SP (then it is trimmed like one) */
+    for (i = v; i < e; i++)
+        if (line[i] == '\r')
+            line[i] = ' ';
     while (v < e && is_space(line[v]))
         v++;
     while (e > v && is_space(line[e - 1]))
