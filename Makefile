@@ -27,7 +27,7 @@ LUA_ENV54  = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/
 LUA_ENVJIT = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/luajit/?.so;;'
 SPECS     ?= tests
 
-.PHONY: all deps test unit lint rockcheck demo asan valgrind doc bench clean emulator-start emulator-stop
+.PHONY: all deps test unit lint rockcheck demo asan valgrind fuzz doc bench clean emulator-start emulator-stop
 
 all: $(CORE54) $(COREJIT)
 
@@ -88,6 +88,39 @@ asan: deps
 VALGRIND = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --keep-debuginfo=yes --quiet
 valgrind: all
 	$(LUA_ENV54) LOGHAUL_TEST_SMALL=1 $(VALGRIND) lua5.4 $(BUSTED) tests/core
+
+# libFuzzer targets (fuzz/*_fuzz.c) for the C that takes untrusted bytes: the response
+# header parser, the Content-Range check of a resume, base64_decode. Each runs for
+# FUZZ_SECONDS from the seeds in fuzz/corpus/<target>; what it finds new is kept in
+# build/fuzz/corpus/<target>, crashes in build/fuzz/crash-<target>-*.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := headers content_range base64
+FUZZ_CC = clang $(WARN) -Wno-unused-function -O1 -g -fno-omit-frame-pointer \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SRCS_headers       := src/headers.c
+FUZZ_SRCS_content_range := $(filter-out src/session.c,$(SRCS))
+FUZZ_SRCS_base64        := $(filter-out src/crypto.c,$(SRCS))
+fuzz: deps
+	@mkdir -p build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  case $$t in \
+	    headers) srcs="$(FUZZ_SRCS_headers)"; flags=""; libs="";; \
+	    content_range) srcs="$(FUZZ_SRCS_content_range)"; flags="$(LUA54_CFLAGS) $(DEPCFLAGS)"; libs="$(shell pkg-config --libs lua5.4) $(DEPLIBS)";; \
+	    base64) srcs="$(FUZZ_SRCS_base64)"; flags="$(LUA54_CFLAGS) $(DEPCFLAGS)"; libs="$(shell pkg-config --libs lua5.4) $(DEPLIBS)";; \
+	  esac; \
+	  echo "fuzz: building $$t"; \
+	  $(FUZZ_CC) $$flags fuzz/$${t}_fuzz.c $$srcs -o build/fuzz/$$t $$libs; \
+	done
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz: running $$t for $(FUZZ_SECONDS)s"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$t- \
+	    build/fuzz/corpus/$$t fuzz/corpus/$$t 2>build/fuzz/$$t.log || { tail -50 build/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^stat::new_units_added' build/fuzz/$$t.log | sed "s/^/fuzz: $$t /"; \
+	  echo "fuzz: $$t corpus $$(ls build/fuzz/corpus/$$t | wc -l) units"; \
+	done
 
 doc:
 	ldoc .
