@@ -1,5 +1,5 @@
 -- Write Zenlayer ZLS audit logs of the last N days to a JSON Lines file (one record a line).
---   LOGHAUL_ZENLAYER_AK_ID=... LOGHAUL_ZENLAYER_AK_PASSWORD=...  LOGHAUL_ZENLAYER_DAYS=1 (default, at most 90)
+--   LOGHAUL_ZENLAYER_AK_ID=... LOGHAUL_ZENLAYER_AK_PASSWORD=...  LOGHAUL_ZENLAYER_DAYS=1 (default; under 90)
 --   LOGHAUL_ZENLAYER_EVENT="rename bmi" (optional filter)  LOGHAUL_OUT=audit.jsonl (default)
 --   LOGHAUL_ZENLAYER_URL (default https://console.zenlayer.com)  LOGHAUL_CA_FILE (optional)
 local loghaul = require "loghaul"
