@@ -122,7 +122,11 @@ fuzz: deps
 	  echo "fuzz: $$t corpus $$(ls build/fuzz/corpus/$$t | wc -l) units"; \
 	done
 
-doc:
+# LDoc HTML into doc/html (config.ld): the Lua layer, and the C core's `///` comments as the
+# module loghaul.core (doc/core_module.c is its @module header, prepended to src/*.c).
+doc: deps
+	@mkdir -p build/doc
+	{ cat doc/core_module.c; echo; cat $(SRCS); } > build/doc/loghaul.core.c
 	ldoc .
 
 bench: all
