@@ -142,7 +142,9 @@ end
 -- `auth` (an object with `apply(self, req, client)` and optionally `renew(self, err, client)`:
 -- a token or a signature, applied to every attempt; an `auth` error is renewed once),
 -- `decode(res, op, secrets)` (an envelope decoder), `create` (retry only when the request
--- provably never reached the server), `deadline` (seconds for the whole operation).
+-- provably never reached the server), `write` (not read-only: a timeout is not retried),
+-- `on_error(err, n)` (sees each failed attempt's error, e.g. a cut answer's `partial`
+-- headers for a resume), `deadline` (seconds for the whole operation).
 -- @tparam table op
 -- @return the decoded value, or nil, err
 function Client:call(op)
@@ -171,6 +173,7 @@ function Client:call(op)
         err = errors.from_core(cerr, self.secrets)
       end
       history[#history + 1] = errors.brief(err)
+      if op.on_error then op.on_error(err, n) end
       if err.kind == "auth" and op.auth and op.auth.renew and not renewed then
         renewed = true
         self:log("info", op.operation .. ": " .. errors.brief(err) .. ", renewing credentials once")
@@ -183,7 +186,7 @@ function Client:call(op)
   end
   local value, err = retry.run({
     policy = self.policy, budget = self.budget, now = self.now, sleep = self.sleep,
-    random = self.random, create = op.create,
+    random = self.random, create = op.create, write = op.write,
     deadline_at = deadline and self.now() + deadline or nil,
     log = function(level, msg) self:log(level, op.operation .. ": " .. msg) end,
   }, attempt)

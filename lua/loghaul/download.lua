@@ -135,6 +135,18 @@ local function range_total(res)
   return cr and tonumber(cr:match("/(%d+)%s*$"))
 end
 
+-- What identifies the file an answer (complete or cut) is sending: a strong ETag, else
+-- Last-Modified (both usable in If-Range), and its full size.
+local function identity(res)
+  local h = res.headers or {}
+  local validator = h.etag
+  if type(validator) ~= "string" or validator == "" or validator:find("^W/") then validator = h["last-modified"] end
+  if type(validator) ~= "string" or validator == "" or validator:find("[%c]") then validator = nil end
+  local total
+  if res.status == 206 then total = range_total(res) else total = tonumber(h["content-length"]) end
+  return validator, total
+end
+
 --- Downloads one file through the client's pipeline.
 -- @tparam table client
 -- @tparam table spec `{ operation, url, headers, auth, decode (the vendor's envelope, for
@@ -159,14 +171,34 @@ function M.fetch(client, spec)
     part = join(target.dir, ".loghaul-" .. client.core.hex(client.core.random(8)) .. ".part")
   end
   fs.remove(part) -- never splice a leftover of an earlier run into this file
-  local last_res, expected_total
+  local last_res, expected_total, validator
+  -- A resumed answer (206) must be the same file as the bytes already in `part`: same
+  -- validator (sent as If-Range, so a changed file comes back whole as a 200) and same size.
+  -- Otherwise `part` is dropped and the download starts over instead of splicing.
+  local function same_file(res)
+    local v, total = identity(res)
+    if res.status == 206 then
+      if (validator and v and v ~= validator) or (expected_total and total and total ~= expected_total) then
+        return false
+      end
+    end
+    validator, expected_total = v or (res.status == 206 and validator or nil), total or expected_total
+    return true
+  end
   local report = progress.reporter(client, "download")
   local op = {
     operation = spec.operation, method = "GET", url = spec.url, headers = spec.headers, auth = spec.auth,
     prepare = function(req)
       local have = fs.size(part) or 0
+      if have > 0 and not validator and not expected_total then
+        fs.remove(part) -- nothing to check a resumed answer against: start over
+        have = 0
+      end
       req.output = part
-      if have > 0 then req.resume_from = have end
+      if have > 0 then
+        req.resume_from = have
+        if validator then req.headers["If-Range"] = validator end
+      end
       req.progress = function(dltotal, dlnow)
         if have == 0 and dltotal and dltotal > 0 then expected_total = dltotal end
         if report then report(have + (dlnow or 0), expected_total) end
@@ -174,15 +206,20 @@ function M.fetch(client, spec)
       end
       return true
     end,
+    on_error = function(err)
+      local pr = err.partial
+      if not pr or (pr.status ~= 200 and pr.status ~= 206) then return end
+      if not same_file(pr) then fs.remove(part) validator, expected_total = nil, nil end
+    end,
     decode = function(res, o, secrets)
       if res.status == 200 or res.status == 206 then
         local nf = not_the_file(res, part)
         if nf then fs.remove(part) return nil, nf end
-        local total = range_total(res)
-        if res.status == 206 and expected_total and total and total ~= expected_total then
+        if not same_file(res) then
           fs.remove(part) -- the file changed on the server: start over rather than splice
+          validator, expected_total = nil, nil
           return nil, envelope.http_error(res, { kind = "http", code = "FILE_CHANGED", retryable = true,
-            message = "the file changed size during the download; starting over" })
+            message = "the file changed on the server during the download; starting over" })
         end
         last_res = res
         return true

@@ -65,8 +65,11 @@ function M.format(e)
   if e.request_id then s = s .. " [request_id " .. tostring(e.request_id) .. "]" end
   if e.attempts and e.attempts > 1 then
     s = s .. " after " .. e.attempts .. " attempts"
-    if e.history and #e.history > 0 then s = s .. " (" .. table.concat(e.history, "; ") .. ")" end
+    if type(e.history) == "table" and #e.history > 0 then
+      s = s .. " (" .. table.concat(e.history, "; ") .. ")"
+    end
   end
+  if e.gave_up then s = s .. "; gave up: " .. tostring(e.gave_up) end
   return M.redact(s)
 end
 
@@ -118,7 +121,10 @@ local core_kinds = { network = "network", timeout = "timeout", tls = "tls", io =
                      invalid = "invalid", http = "http", aborted = "io" }
 
 --- Maps a failed core request (`{ kind, code, message }`) to an error object.
--- `reached` is false when the curl code proves the request never reached the server.
+-- `reached` is false when the curl code proves the request never reached the server;
+-- `path` is kept for `io` errors; when an answer had started before the failure (a cut
+-- download), `partial` holds its `{ status, headers, bytes }` (ETag, Content-Range, how much
+-- reached the output) for a resume.
 -- @tparam table cerr the core's error
 -- @tparam[opt] table secrets literal secrets to redact from the message
 -- @treturn table
@@ -134,6 +140,16 @@ function M.from_core(cerr, secrets)
     message = M.redact(cerr.message or code or kind, secrets),
   }
   e.reached = not never_reached[code or ""]
+  if type(cerr.path) == "string" then
+    e.path = cerr.path
+    if kind == "io" and not e.message:find(cerr.path, 1, true) then
+      e.message = M.redact(cerr.path .. ": " .. e.message, secrets)
+    end
+  end
+  if type(cerr.status) == "number" then
+    e.partial = { status = cerr.status, headers = type(cerr.headers) == "table" and cerr.headers or {},
+                  bytes = cerr.bytes }
+  end
   return e
 end
 

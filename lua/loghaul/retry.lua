@@ -38,8 +38,10 @@ function M.policy(opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul: retry must be a table", 3) end
   opts = opts or {}
   local p = {}
-  for k, v in pairs(M.defaults) do p[k] = positive(opts[k], k) or v end
-  if opts.deadline == false then p.deadline = nil end
+  for k, v in pairs(M.defaults) do
+    if not (k == "deadline" and opts.deadline == false) then p[k] = positive(opts[k], k) or v end
+  end
+  if p.max_attempts == math.huge then error("loghaul: retry.max_attempts must be finite", 3) end
   p.max_attempts = math.max(1, math.floor(p.max_attempts))
   return p
 end
@@ -124,8 +126,10 @@ end
 --- Runs an operation's attempts under the policy.
 -- `attempt(n)` returns the value, or `nil, err[, final]`; `err.retryable`, `err.reached`
 -- (false when the request provably never reached the server) and `err.retry_after` guide
--- the decision; `final` stops at once.
--- @tparam table ctx `{ policy, budget, now, sleep, random, create, deadline_at, log }`
+-- the decision; `final` stops at once. Reads retry every retryable failure; a `create`
+-- retries only what never reached the server; any other `write` retries all but timeouts
+-- (a timed-out write may have been carried out).
+-- @tparam table ctx `{ policy, budget, now, sleep, random, create, write, deadline_at, log }`
 -- @tparam function attempt
 -- @return the value, or nil, err (with `err.gave_up` saying why retries stopped)
 function M.run(ctx, attempt)
@@ -139,6 +143,10 @@ function M.run(ctx, attempt)
     if final or not err.retryable then return nil, err end
     if ctx.create and err.reached ~= false then
       err.gave_up = "not retried: the create request may have reached the server"
+      return nil, err
+    end
+    if ctx.write and err.kind == "timeout" and err.reached ~= false then
+      err.gave_up = "not retried: a timed-out write may have been carried out"
       return nil, err
     end
     if n >= policy.max_attempts then

@@ -35,7 +35,9 @@ function M.session(script)
       local append = req.resume_from and req.resume_from > 0 and res.status == 206
       if entry.cut then
         write_file(req.output, data:sub(1, entry.cut), append)
-        return nil, { kind = "network", code = "CURLE_PARTIAL_FILE", message = "transfer closed with bytes remaining" }
+        -- like the real core: a cut answer's status, headers and bytes come with the error
+        return nil, { kind = "network", code = "CURLE_PARTIAL_FILE", message = "transfer closed with bytes remaining",
+                      status = res.status, headers = res.headers, bytes = entry.cut }
       end
       write_file(req.output, data, append)
       res.bytes = #data
