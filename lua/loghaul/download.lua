@@ -66,7 +66,11 @@ function M.content_disposition_name(value)
     local before = a > 1 and lower:sub(a - 1, a - 1) or ";"
     if before:find("[;%s]") then
       if value:sub(b + 1, b + 1) == '"' then return unquote(value, b + 1) end
-      return value:sub(b + 1):match("^([^;%s]+)")
+      -- a bare value runs to the next `;`: a TAB or control byte inside stays in the name
+      -- (and safe_name refuses it) instead of silently cutting the name short
+      local bare = value:sub(b + 1):match("^([^;]*)"):gsub("[ \t]+$", "")
+      if bare == "" then return nil end
+      return bare
     end
     p = b + 1
   end
