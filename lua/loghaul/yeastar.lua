@@ -112,13 +112,16 @@ end
 function Pbx:download_system_logs(files, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.yeastar: opts must be a table", 2) end
   local c = self.client
+  -- the token, without the pipeline's own renew-and-retry: a 10004 on the download cannot tell
+  -- an expired token from an expired URL, so the renewal below handles both, once
+  local auth = { apply = function(_, req, cl) return self.auth:apply(req, cl) end }
   local last
   for round = 1, 2 do
     local link, err = self:system_log_download_url(files)
     if not link then return nil, err end
     local file
     file, err = download.fetch(c, {
-      operation = "download", url = c.base_url .. link.download_resource_url, auth = self.auth,
+      operation = "download", url = c.base_url .. link.download_resource_url, auth = auth,
       decode = envelope.yeastar, dest = opts and opts.dest, name = link.file,
     })
     if file then return file end

@@ -115,15 +115,15 @@ describe("yeastar", function()
                                  { status = 200, file = "TARBYTES" } }
     assert(pbx:download_system_logs({ "20240422" }, { dest = dir .. "/" }))
     assert.equal(5, #session.requests)
-    local pbx2, session2 = client{ token(1), LINK, { status = 404, body = "Not Found" }, LINK,
-                                   { status = 403, body = "Forbidden" }, token(2),
+    local pbx2, session2 = client{ token(1), LINK, { status = 403, body = "Forbidden" }, token(2), LINK,
                                    { status = 403, body = "Forbidden" } }
     local res, err = pbx2:download_system_logs({ "20240422" }, { dest = dir .. "/x/" })
     assert.is_nil(res)
     assert.equal(403, err.status)
-    -- a 403 is an auth answer: the token is renewed once inside the request, then it fails
-    assert.equal(7, #session2.requests)
-    assert.matches("/refresh_token$", session2.requests[6].url)
+    -- a 403 is an auth answer: token and URL are renewed once (never the same URL again), then it fails
+    assert.equal(6, #session2.requests)
+    assert.matches("/refresh_token$", session2.requests[4].url)
+    assert.matches("/system_log/download%?", session2.requests[5].url)
     assert.same({}, fake.ls(dir .. "/x"))
     os.execute("rm -rf " .. dir)
   end)
