@@ -7,6 +7,7 @@ local errors = require "loghaul.errors"
 local fs = require "loghaul.fs"
 local json = require "loghaul.json"
 local progress = require "loghaul.progress"
+local runtime = require "loghaul.runtime"
 
 local M = {}
 
@@ -261,7 +262,7 @@ function M.fetch(client, spec)
     final = join(target.dir, base)
   end
   local bytes = fs.size(part)
-  local sha, serr = client.core.sha256_file(part)
+  local sha, serr = runtime.sha256_file(client.core, part, client.transfer_ctx)
   if not bytes or not sha then
     fs.remove(part)
     return nil, errors.io(part, serr or "cannot read the downloaded file")

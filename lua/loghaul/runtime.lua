@@ -179,4 +179,23 @@ function M.transfer(session, req, tctx)
   return nil, err
 end
 
+--- SHA-256 of a file (lower-case hex, or nil, err), as `core.sha256_file`: in the thread pool
+-- when a transfer would go there (hashing a GiB takes seconds, the event loop must not wait),
+-- else with `core` in place.
+-- @tparam table core the client's core module
+-- @tparam string path
+-- @tparam[opt] table tctx as for `transfer`
+-- @return hex, or nil, err
+function M.sha256_file(core_, path, tctx)
+  local n = tctx and tctx.thread_pool ~= false and M.worker_thread_usable()
+  if not n then return core_.sha256_file(path) end
+  local pool = tctx.thread_pool or M.default_pool
+  local ok, out = n.run_worker_thread(pool, M.worker_module, "sha256_file", path)
+  if not ok then return thread_failure(pool, out) end
+  if type(out) ~= "table" then return thread_failure(pool, "no answer from the worker thread") end
+  if out.raised ~= nil then error(out.raised, 0) end
+  if out.res then return out.res end
+  return nil, out.err
+end
+
 return M

@@ -55,6 +55,16 @@ function M.transfer(session_opts, req)
   return { err = err }
 end
 
+--- `core.sha256_file(path)` in this thread.
+-- @tparam string path
+-- @treturn table `{ res = hex }`, `{ err = }` or `{ raised = message }`
+function M.sha256_file(path)
+  local ok, res, err = pcall(require("loghaul.core").sha256_file, path)
+  if not ok then return { raised = tostring(res) } end
+  if res then return { res = res } end
+  return { err = err }
+end
+
 --- How many sessions this VM holds (for tests).
 -- @treturn number
 function M.count()
