@@ -109,6 +109,8 @@ local function decode_page(res, op, secrets)
   return page
 end
 
+local describe
+
 --- DescribeLogs: one page of audit logs.
 -- @tparam table params the API's fields: `startTime`, `endTime` (UTC `yyyy-MM-ddTHH:mm:ssZ`),
 --   optional `resUid`, `resEvent`, `clientIP`, `size` (1..1000), `cursor` (a previous page's
@@ -117,16 +119,23 @@ end
 --   text of the API's cursor (nil at the end), or nil, err
 function Zl:describe_logs(params)
   if type(params) ~= "table" then error("loghaul.zenlayer: describe_logs(params): params must be a table", 2) end
+  local page, err = describe(self, params)
+  if not page and err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
+  return page, err
+end
+
+-- DescribeLogs itself; a refusal before sending is tagged by the caller
+describe = function(self, params)
   local c = self.client
   local ok, rerr = M.check_range(params.startTime, params.endTime, c.now())
   if not ok then return nil, rerr end
   local size = params.size
   if size ~= nil and (type(size) ~= "number" or size ~= math.floor(size) or size < 1 or size > M.max_size) then
-    return nil, errors.invalid("size must be an integer from 1 to 1000", "INVALID_PARAMETER")
+    return nil, errors.invalid("size must be an integer from 1 to 1000", "INVALID_PARAMETER_VALUE")
   end
   for _, k in ipairs{ "resUid", "resEvent", "clientIP" } do
     if params[k] ~= nil and type(params[k]) ~= "string" then
-      return nil, errors.invalid(k .. " must be a string", "INVALID_PARAMETER")
+      return nil, errors.invalid(k .. " must be a string", "INVALID_PARAMETER_VALUE")
     end
   end
   local cursor = params.cursor
@@ -181,7 +190,7 @@ function Zl:each_log(params)
   end
   local size = params.page_size or M.max_size
   if type(size) ~= "number" or size < 1 or size ~= size then
-    local err = errors.invalid("page_size must be a positive integer", "INVALID_PARAMETER")
+    local err = errors.invalid("page_size must be a positive integer", "INVALID_PARAMETER_VALUE")
     err.vendor, err.operation = "zenlayer", "DescribeLogs"
     error(err, 2)
   end

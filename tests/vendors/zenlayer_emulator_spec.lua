@@ -100,11 +100,16 @@ describe("zenlayer against the emulator", function()
       for _, size in ipairs{ 0, 1001, 2.5, -1 } do
         local _, err = zl:describe_logs{ startTime = T.utc(now - DAY), endTime = T.utc(now), size = size }
         assert.equal("invalid", err.kind)
+        assert.equal("INVALID_PARAMETER_VALUE", err.code)   -- what the server answers for it
+        assert.equal("zenlayer", err.vendor)
+        assert.equal("DescribeLogs", err.operation)
+        assert.equal(0, err.attempts)
       end
       local _, err = zl:describe_logs{ startTime = T.utc(now - 30 * DAY), endTime = T.utc(now) }
       assert.equal("INVALID_PARAMETER__ILLEGAL_TIME", err.code)
       _, err = zl:describe_logs{ startTime = "2024-01-01 00:00:00", endTime = T.utc(now) }
       assert.equal("INVALID_TIME_FORMAT", err.code)
+      assert.equal("DescribeLogs", err.operation)
       assert.equal(0, T.emu.stats().requests)
       -- the same rule the server makes, for comparison: a 1000 page is accepted
       assert.truthy(zl:describe_logs{ startTime = T.utc(now - DAY), endTime = T.utc(now), size = 1000 })
