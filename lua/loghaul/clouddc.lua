@@ -63,12 +63,14 @@ function M.new(opts)
   return self
 end
 
-local function check_ids(...)
+local function check_ids(operation, ...)
   for i = 1, select("#", ...) do
     local v = select(i, ...)
     if type(v) ~= "string" then error("loghaul.clouddc: ids must be strings", 3) end
     if not util.is_path_id(v) then
-      return errors.invalid("id " .. string.format("%q", v) .. " has characters an id cannot have")
+      local e = errors.invalid("id " .. string.format("%q", v) .. " has characters an id cannot have")
+      e.vendor, e.operation = "clouddc", operation
+      return e
     end
   end
 end
@@ -107,7 +109,7 @@ end
 -- @tparam string server_id
 -- @treturn table|nil `{ export_id =, status =, percentage = (number), created_at = }`, or nil, err
 function Dc:export_server_logs(server_id)
-  local bad = check_ids(server_id)
+  local bad = check_ids("ExportServerLogs", server_id)
   if bad then return nil, bad end
   return self.client:call{
     operation = "ExportServerLogs", method = "POST", url = exports_url(self, server_id),
@@ -121,7 +123,7 @@ end
 -- @tparam string export_id
 -- @treturn table|nil the same fields as `export_server_logs`, or nil, err
 function Dc:show_logs_export_status(server_id, export_id)
-  local bad = check_ids(server_id, export_id)
+  local bad = check_ids("ShowLogsExportStatus", server_id, export_id)
   if bad then return nil, bad end
   return self.client:call{
     operation = "ShowLogsExportStatus", method = "GET", url = exports_url(self, server_id, "/" .. export_id),
@@ -136,7 +138,7 @@ end
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Dc:download_server_logs(server_id, export_id, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
-  local bad = check_ids(server_id, export_id)
+  local bad = check_ids("DownloadServerLogs", server_id, export_id)
   if bad then return nil, bad end
   return download.fetch(self.client, {
     operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),

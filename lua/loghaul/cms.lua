@@ -55,7 +55,9 @@ function Cms:upload_client_log(path, opts)
   local c = self.client
   local filename = opts.filename or fs.basename(path)
   if type(filename) ~= "string" or filename == "" or filename:find('[%c"\\]') then
-    return nil, errors.invalid("filename must be a plain file name without quotes or control characters")
+    local e = errors.invalid("filename must be a plain file name without quotes or control characters")
+    e.vendor, e.operation = "cms", "uploadClientLog"
+    return nil, e
   end
   local file_type = opts.file_type or 0
   if type(file_type) ~= "number" and type(file_type) ~= "string" then

@@ -38,6 +38,12 @@ local function api_call(self, operation, query)
   }
 end
 
+-- a refusal before sending carries the vendor and operation like any other error
+local function refused(err, operation)
+  err.vendor, err.operation = "yeastar", operation
+  return err
+end
+
 local function positive_int(v, name)
   if v == nil then return end
   if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
@@ -53,12 +59,12 @@ function Pbx:list_system_logs(params)
   if params ~= nil and type(params) ~= "table" then error("loghaul.yeastar: params must be a table", 2) end
   params = params or {}
   local bad = positive_int(params.page, "page") or positive_int(params.page_size, "page_size")
-  if bad then return nil, bad end
+  if bad then return nil, refused(bad, "system_log/list") end
   if params.order_by ~= nil and params.order_by ~= "asc" and params.order_by ~= "desc" then
-    return nil, errors.invalid('order_by must be "asc" or "desc"')
+    return nil, refused(errors.invalid('order_by must be "asc" or "desc"'), "system_log/list")
   end
   if params.sort_by ~= nil and type(params.sort_by) ~= "string" then
-    return nil, errors.invalid("sort_by must be a string")
+    return nil, refused(errors.invalid("sort_by must be a string"), "system_log/list")
   end
   local v, err = api_call(self, "system_log/list", util.encode_query{
     page = params.page, page_size = params.page_size, sort_by = params.sort_by, order_by = params.order_by })
@@ -86,7 +92,7 @@ end
 -- @treturn table|nil `{ file =, download_resource_url = }`, or nil, err
 function Pbx:system_log_download_url(files)
   local q, bad = files_query(files)
-  if not q then return nil, bad end
+  if not q then return nil, refused(bad, "system_log/download") end
   local v, err = api_call(self, "system_log/download", q)
   if not v then return nil, err end
   local u = v.download_resource_url

@@ -70,6 +70,15 @@ describe("clouddc against the emulator", function()
       assert.equal(1, T.counters("iam").logins) -- only curl's
     end)
 
+    it("an id with path characters is refused before sending, tagged with vendor and operation", function()
+      local dc = client{ token = "MIIwhatever" }
+      local _, err = dc:show_logs_export_status(SERVER, "../../x")
+      assert.equal("invalid", err.kind)
+      assert.equal("clouddc", err.vendor)
+      assert.equal("ShowLogsExportStatus", err.operation)
+      assert.equal(0, T.emu.stats().requests)
+    end)
+
     it("a wrong token is kind auth, status 401, APIG.0301, sent once", function()
       local _, err = client{ token = "MIIbogus-token" }:export_server_logs(SERVER)
       assert.equal("auth", err.kind)
