@@ -62,7 +62,10 @@ int lh_sha256_hex(const void *in, size_t n, char out[65])
     return 0;
 }
 
-/* core.sha256(s) -> raw 32-byte digest */
+/// SHA-256 of a string.
+// @function sha256
+// @tparam string s
+// @treturn string the raw 32-byte digest (see `hex`)
 static int l_sha256(lua_State *L)
 {
     size_t n;
@@ -74,7 +77,11 @@ static int l_sha256(lua_State *L)
     return 1;
 }
 
-/* core.hmac_sha256(key, s) -> raw 32-byte MAC */
+/// HMAC-SHA256 of a string.
+// @function hmac_sha256
+// @tparam string key
+// @tparam string s
+// @treturn string the raw 32-byte MAC
 static int l_hmac_sha256(lua_State *L)
 {
     size_t klen, n;
@@ -87,7 +94,10 @@ static int l_hmac_sha256(lua_State *L)
     return 1;
 }
 
-/* core.hex(bytes) -> lower-case hex, built in small chunks (no 2n-byte scratch copy) */
+/// Lower-case hex of a byte string (built in small chunks, no 2n-byte scratch copy).
+// @function hex
+// @tparam string bytes
+// @treturn string
 static int l_hex(lua_State *L)
 {
     size_t n, i;
@@ -212,7 +222,11 @@ done:
     return err;
 }
 
-/* core.sha256_file(path) -> hex | nil, err: streamed with a fixed buffer (constant memory). */
+/// SHA-256 of a file, streamed through a fixed buffer (constant memory).
+// @function sha256_file
+// @tparam string path
+// @treturn string lower-case hex
+// @return or `nil, { kind = "io", code = "ENOENT", message = "<path>: <reason>" }`
 static int l_sha256_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -232,7 +246,10 @@ static int l_sha256_file(lua_State *L)
     return 1;
 }
 
-/* core.random(n) -> n bytes from OpenSSL's CSPRNG, 0 <= n <= 1 MiB */
+/// Random bytes from OpenSSL's CSPRNG.
+// @function random
+// @tparam int n from 0 to 1 MiB
+// @treturn string n bytes
 static int l_random(lua_State *L)
 {
     lua_Integer n = luaL_checkinteger(L, 1);
@@ -250,7 +267,10 @@ static int l_random(lua_State *L)
     return 1;
 }
 
-/* core.base64_encode(s) -> standard alphabet with '=' padding (RFC 4648 section 4) */
+/// Base64 with the standard alphabet and '=' padding (RFC 4648 section 4).
+// @function base64_encode
+// @tparam string s
+// @treturn string
 static int l_base64_encode(lua_State *L)
 {
     size_t n, i;
@@ -321,7 +341,11 @@ static size_t b64_check(const unsigned char *s, size_t n, const char **why)
     return pad;
 }
 
-/* core.base64_decode(s) -> bytes | nil, { kind = "invalid", code = "BAD_BASE64", message = } */
+/// Strict RFC 4648 base64 decoding: padding required, no whitespace.
+// @function base64_decode
+// @tparam string s
+// @treturn string the bytes
+// @return or `nil, { kind = "invalid", code = "BAD_BASE64", message = }`
 static int l_base64_decode(lua_State *L)
 {
     size_t n, i, pad;

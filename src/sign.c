@@ -391,7 +391,13 @@ static void set_string(lua_State *L, const char *name, const char *s, size_t n)
     lua_setfield(L, -2, name);
 }
 
-/* core.sign_auth_v2{ access_key, secret_key, timestamp, method, path, query?, headers, body? } */
+/// Huawei CC-CMS `auth-v2` signature.
+// Every header given is signed (host is required); the query line is left out when there is
+// no query; a non-empty body is appended (a multipart upload signs an empty payload).
+// @function sign_auth_v2
+// @tparam table t `{ access_key, secret_key, timestamp = "2024-01-02T03:04:05Z", method, path,
+// query = { k = "v" | { "v1", "v2" } }?, headers = { host = ..., ... }, body? }`
+// @treturn table `{ headers = { Authorization = }, signing_key, canonical_request, signed_headers, signature }`
 static int l_sign_auth_v2(lua_State *L)
 {
     ctx c;
@@ -476,8 +482,14 @@ static int is_hex64(const char *s, size_t n)
     return 1;
 }
 
-/* core.sign_sdk_hmac_sha256{ access_key, secret_key, date, method, path, query?, headers?,
- *                             body? | body_sha256? } */
+/// Huawei Cloud `SDK-HMAC-SHA256` (AK/SK) signature.
+// Signs the given headers plus X-Sdk-Date (added from `date`); the canonical URI gets its
+// trailing '/'; repeated query keys are sorted by value.
+// @function sign_sdk_hmac_sha256
+// @tparam table t `{ access_key, secret_key, date = "20060102T150405Z", method, path, query?,
+// headers?, body? | body_sha256? (hex) }`
+// @treturn table `{ headers = { Authorization =, ["X-Sdk-Date"] = }, canonical_request,
+// string_to_sign, signed_headers, signature }`
 static int l_sign_sdk(lua_State *L)
 {
     ctx c;
@@ -605,7 +617,12 @@ static const char *zc2_timestamp(lua_State *L, ctx *c, size_t *len)
     return NULL;
 }
 
-/* core.sign_zc2{ access_key_id, access_key_password, timestamp, host, content_type, body? } */
+/// Zenlayer `ZC2-HMAC-SHA256` signature (content-type signed exactly as sent).
+// @function sign_zc2
+// @tparam table t `{ access_key_id, access_key_password, timestamp = "1673361177" | number, host,
+// content_type, body? }`
+// @treturn table `{ headers = { Authorization =, ["X-ZC-Timestamp"] =, ["X-ZC-Signature-Method"] = },
+// canonical_request, string_to_sign, signature }`
 static int l_sign_zc2(lua_State *L)
 {
     ctx c;
