@@ -85,6 +85,8 @@ function M.new(opts, spec)
     ca_file = opts.ca_file, insecure = opts.insecure or nil, proxy = opts.proxy,
     user_agent = opts.user_agent or spec.user_agent or ("loghaul/" .. M.version),
     max_body = opts.max_body,
+    -- redirects are followed by Client:call, which keeps credentials on the same origin
+    follow_redirects = false,
   }
   c.session = opts._session or c.core.session(session_opts)
   -- in nginx, transfers rerun these options on a session of a worker thread (loghaul.runtime);
@@ -136,6 +138,35 @@ function Client:url(path, query)
   return util.add_query(self.base_url .. path, util.encode_query(query))
 end
 
+local MAX_REDIRECTS = 5
+local default_ports = { http = 80, https = 443 }
+
+local function origin(url)
+  local u = util.parse_url(url)
+  if not u then return nil end
+  return u.scheme .. "://" .. u.host:lower() .. ":" .. tostring(u.port or default_ports[u.scheme])
+end
+
+-- The absolute URL a 3xx answer points to, or nil.
+local function redirect_target(res, base)
+  if not (res.status == 301 or res.status == 302 or res.status == 303 or res.status == 307
+          or res.status == 308) then return nil end
+  local loc = res.headers and res.headers.location
+  if type(loc) ~= "string" or loc == "" or loc:find("[%c%s]") then return nil end
+  if loc:find("^[%a][%w+.-]*://") then
+    local u = util.parse_url(loc)
+    if not u or (u.scheme ~= "http" and u.scheme ~= "https") then return nil end
+    return loc
+  end
+  local b = util.parse_url(base)
+  if not b then return nil end
+  local root = b.scheme .. "://" .. util.host_header(base)
+  if loc:sub(1, 2) == "//" then return b.scheme .. ":" .. loc end
+  if loc:sub(1, 1) == "/" then return root .. loc end
+  local dirpath = (b.path:match("^[^?#]*") or "/"):match("^(.*/)") or "/"
+  return root .. dirpath .. loc
+end
+
 --- Runs one operation through the pipeline.
 -- `op` fields: `operation` (name for errors), `method`, `url`, `headers`, `body` | `form`,
 -- `prepare(req, n)` (per attempt: output, resume, progress; may return nil, err),
@@ -151,14 +182,17 @@ function Client:call(op)
   local sent, renewed, history = 0, false, {}
   local deadline = op.deadline or self.policy.deadline
   local function attempt(n)
+    -- redirects: followed here, not by libcurl, so that credentials (auth headers, signed
+    -- requests, Yeastar's access_token) go only to the operation's own origin; another
+    -- origin gets a plain GET without them, and a body is never sent there
+    local url, method, body, form, hops, foreign = op.url, op.method or "GET", op.body, op.form, 0, false
     while true do
-      local req = { method = op.method or "GET", url = op.url, headers = util.copy(op.headers),
-                    body = op.body, form = op.form }
+      local req = { method = method, url = url, headers = util.copy(op.headers), body = body, form = form }
       if op.prepare then
         local ok, perr = op.prepare(req, n)
         if not ok then return nil, perr, true end
       end
-      if op.auth then
+      if op.auth and not foreign then
         local ok, aerr = op.auth:apply(req, self)
         if not ok then return nil, aerr, true end
       end
@@ -166,6 +200,22 @@ function Client:call(op)
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
       local res, cerr = runtime.transfer(self.session, req, self.transfer_ctx)
       local value, err
+      local target = res and redirect_target(res, req.url)
+      if target and hops < MAX_REDIRECTS then
+        hops = hops + 1
+        if res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST") then
+          method, body, form = "GET", nil, nil
+        end
+        foreign = foreign or origin(target) ~= origin(op.url)
+        if foreign and (body ~= nil or form ~= nil or method ~= "GET") then
+          return nil, errors.new{ kind = "http", code = "REDIRECT_REFUSED", status = res.status,
+            message = "refused to send a " .. method .. " body to another host (" .. tostring(origin(target)) .. ")" },
+            true
+        end
+        self:log("debug", ("%s: HTTP %d redirect to %s"):format(op.operation, res.status, target))
+        url = target
+        goto continue
+      end
       if res then
         value, err = op.decode(res, op, self.secrets)
         if value ~= nil then return value end
@@ -182,6 +232,7 @@ function Client:call(op)
       else
         return nil, err
       end
+      ::continue::
     end
   end
   local value, err = retry.run({

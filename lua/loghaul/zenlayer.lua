@@ -95,7 +95,10 @@ local function decode_page(res, op, secrets)
   if not v then return nil, err end
   local r = v.response
   if r == nil then r = v end
-  if type(r) ~= "table" or (r.dataSet ~= nil and type(r.dataSet) ~= "table") then
+  -- every ZLS answer carries a requestId: `{}` or `[]` is not an empty page (it would end a
+  -- cursor loop early and silently)
+  if type(r) ~= "table" or (r.dataSet ~= nil and type(r.dataSet) ~= "table")
+     or (r.requestId == nil and v.requestId == nil) then
     return nil, envelope.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
                                            message = "DescribeLogs answer of the wrong shape" }, secrets)
   end

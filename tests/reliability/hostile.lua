@@ -1,0 +1,81 @@
+-- Starts and drives tests/reliability/hostile_server.lua from specs.
+--   local hostile = require "reliability.hostile"
+--   local h = hostile.start()     -- { url = "http://127.0.0.1:P", port =, dir = }
+--   hostile.mode("flood", "redirect http://127.0.0.2:P/x")   -- answers, in order
+--   hostile.requests()            -- { { host =, head = }, ... } since the last clear
+local M = {}
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(p)
+  local f = io.open(p, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write(p, s)
+  local f = assert(io.open(p, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local state
+
+local function here()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  return src:match("^(.*)/[^/]*$") or "."
+end
+
+function M.start()
+  if state then return state end
+  local p = io.popen("mktemp -d /tmp/loghaul-hostile.XXXXXX")
+  local dir = p:read("*l")
+  p:close()
+  os.execute("sh -c " .. q("echo $$ > " .. q(dir .. "/pid") .. "; exec lua5.4 " .. q(here() .. "/hostile_server.lua")
+    .. " " .. q(dir) .. " >" .. q(dir .. "/server.out") .. " 2>&1") .. " &")
+  for _ = 1, 100 do
+    if read(dir .. "/port") then break end
+    os.execute("sleep 0.05")
+  end
+  local port = tonumber(read(dir .. "/port") or "")
+  assert(port, "hostile server did not start: " .. tostring(read(dir .. "/server.out")))
+  state = { dir = dir, port = port, url = "http://127.0.0.1:" .. port, other = "http://127.0.0.2:" .. port }
+  return state
+end
+
+function M.stop()
+  if not state then return end
+  write(state.dir .. "/stop", "1")
+  local pid = tonumber(read(state.dir .. "/pid") or "")
+  if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+  os.execute("rm -rf " .. q(state.dir))
+  state = nil
+end
+
+--- Sets the answers, one per request, in order; the last repeats.
+function M.mode(...)
+  write(state.dir .. "/mode", table.concat({ ... }, "\n") .. "\n")
+  os.remove(state.dir .. "/requests.log")
+end
+
+--- The hex of a string (for the raw and name modes).
+function M.hex(s)
+  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+--- Request heads received since the last mode(): { { host =, head = } }.
+function M.requests()
+  local text = read(state.dir .. "/requests.log") or ""
+  local out = {}
+  for host, head in text:gmatch("\1REQ ([^\n]*)\n([^\1]*)") do out[#out + 1] = { host = host, head = head } end
+  return out
+end
+
+--- The raw log (all heads), for secret checks.
+function M.log_text()
+  return read(state.dir .. "/requests.log") or ""
+end
+
+return M
