@@ -27,7 +27,7 @@ LUA_ENV54  = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/
 LUA_ENVJIT = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/luajit/?.so;;'
 SPECS     ?= tests
 
-.PHONY: all deps test unit lint rockcheck demo asan valgrind fuzz doc bench clean emulator-start emulator-stop
+.PHONY: all deps test unit lint rockcheck demo asan valgrind fuzz doc bench bench-openresty clean emulator-start emulator-stop
 
 all: $(CORE54) $(COREJIT)
 
@@ -131,6 +131,10 @@ doc: deps
 
 bench: all
 	bench/transfer
+
+# a 1 GiB download inside nginx: probe latency with and without the thread pool
+bench-openresty: all
+	bench/openresty
 
 emulator-start: all
 	tests/emulator/emulator start
