@@ -141,7 +141,8 @@ describe("hostile servers", function()
   it("JSON of the wrong shape: strings where tables belong, missing fields", function()
     local shapes = {
       '{}', '{"errcode":0}', '{"errcode":0,"data":"x","total_number":"many"}', '{"errcode":"0","data":[1,"a",{}]}',
-      '{"errcode":0,"file":{},"download_resource_url":5}', '{"errcode":0,"file":"x","download_resource_url":"//evil/x"}',
+      '{"errcode":0,"file":{},"download_resource_url":5}',
+      '{"errcode":0,"file":"x","download_resource_url":"//evil/x"}',
       '{"errcode":{},"errmsg":[]}', '{"export_id":{},"status":[],"percentage":{}}', '{"export_id":"e","status":{}}',
       '{"export_id":"e","status":"completed","percentage":"lots%"}', '{"status":{}}', '{"status":"500"}',
       '{"requestId":"r","response":"str"}', '{"requestId":"r","response":{"dataSet":"x","cursor":"y"}}',
@@ -184,7 +185,8 @@ describe("hostile servers", function()
     -- 20000 lines (2.3 MB): over the core's 1 MiB cap, or libcurl's own limit first
     every_op({ "flood 20000" }, function(name, res, err)
       assert.is_nil(res, name)
-      assert.is_truthy(err.code == "HEADERS_TOO_LARGE" or err.code == "CURLE_RECV_ERROR", name .. " " .. tostring(err))
+      assert.is_truthy(err.code == "HEADERS_TOO_LARGE" or err.code == "CURLE_RECV_ERROR",
+                       name .. " " .. tostring(err))
     end)
   end)
 
