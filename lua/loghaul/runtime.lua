@@ -79,15 +79,16 @@ function M.sleep(seconds)
   core().sleep(seconds)
 end
 
--- Unix seconds with sub-second resolution that never run backwards between wall-clock
--- steps: core.monotonic plus an offset learnt from os.time. Each os.time() sample bounds
--- the true offset to [w - m, w - m + 1); the offset only grows, except when the wall clock
--- was set back by more than a second, then it follows.
+-- Unix seconds with sub-second resolution: core.monotonic plus an offset taken from
+-- os.time() at the first call (so intervals are exact, and the absolute time is at most a
+-- second behind). Each os.time() sample w bounds the true offset to [w - m, w - m + 1); when
+-- the offset leaves those bounds by more than a second, the wall clock was set (NTP, an
+-- operator) and the offset follows, so signatures keep the server's time.
 local offset
 local function core_now()
   local m = core().monotonic()
   local low = os.time() - m
-  if not offset or low > offset or low + 1 < offset then offset = low end
+  if not offset or low - offset > 1 or offset - low > 1 then offset = low end
   return m + offset
 end
 
