@@ -117,6 +117,9 @@ local never_reached = {
 }
 M.never_reached_codes = never_reached
 
+local partial_headers = { "etag", "last-modified", "content-range", "content-length", "content-type",
+                          "content-disposition", "retry-after" }
+
 local core_kinds = { network = "network", timeout = "timeout", tls = "tls", io = "io",
                      invalid = "invalid", http = "http", aborted = "io" }
 
@@ -147,8 +150,12 @@ function M.from_core(cerr, secrets)
     end
   end
   if type(cerr.status) == "number" then
-    e.partial = { status = cerr.status, headers = type(cerr.headers) == "table" and cerr.headers or {},
-                  bytes = cerr.bytes }
+    -- only the headers a resume needs: a cut token answer must not carry X-Subject-Token along
+    local h = {}
+    if type(cerr.headers) == "table" then
+      for _, k in ipairs(partial_headers) do h[k] = cerr.headers[k] end
+    end
+    e.partial = { status = cerr.status, headers = h, bytes = cerr.bytes }
   end
   return e
 end

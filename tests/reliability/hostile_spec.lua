@@ -212,7 +212,8 @@ describe("hostile servers", function()
           -- the redirect comes at the step under test: a token call first answers well
           local first = op[1]:find("^yeastar") and
             ('ok {"errcode":0,"access_token":"ACCESS-' .. SECRETS.ys_secret:sub(-8) ..
-             '-tok","access_token_expire_time":1800,"refresh_token":"REFRESH-tok-0123","refresh_token_expire_time":86400}')
+             '-tok","access_token_expire_time":1800,"refresh_token":"REFRESH-tok-0123",' ..
+             '"refresh_token_expire_time":86400}')
           if status == " 307" then
             -- the raw redirect mode answers 302; a 307 is sent through the raw mode
             hostile.mode(first or ("raw 307 text/plain"), "raw 307 text/plain")
