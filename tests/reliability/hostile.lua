@@ -28,13 +28,15 @@ local function here()
   return src:match("^(.*)/[^/]*$") or "."
 end
 
+--- Starts the server (plain lua5.4 and LuaSocket: no LUA_INIT, no sanitizer preload).
 function M.start()
   if state then return state end
   local p = io.popen("mktemp -d /tmp/loghaul-hostile.XXXXXX")
   local dir = p:read("*l")
   p:close()
-  os.execute("sh -c " .. q("echo $$ > " .. q(dir .. "/pid") .. "; exec lua5.4 " .. q(here() .. "/hostile_server.lua")
-    .. " " .. q(dir) .. " >" .. q(dir .. "/server.out") .. " 2>&1") .. " &")
+  local cmd = "echo $$ > " .. q(dir .. "/pid") .. "; exec env -u LUA_INIT -u LD_PRELOAD lua5.4 "
+    .. q(here() .. "/hostile_server.lua") .. " " .. q(dir) .. " >" .. q(dir .. "/server.out") .. " 2>&1"
+  os.execute("sh -c " .. q(cmd) .. " &")
   for _ = 1, 100 do
     if read(dir .. "/port") then break end
     os.execute("sleep 0.05")
