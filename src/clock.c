@@ -1,5 +1,6 @@
-/* clock.c: a monotonic clock and a sleep, so the Lua layer can time retries and
- * polls to the millisecond without LuaSocket (outside nginx; inside, ngx.sleep). */
+/* clock.c: the wall clock, a monotonic clock and a sleep, so the Lua layer can sign
+ * with sub-second Unix time and time retries and polls to the millisecond without
+ * LuaSocket or a shell (outside nginx; inside, ngx.now and ngx.sleep). */
 #include <errno.h>
 #include <math.h>
 #include <time.h>
@@ -13,6 +14,18 @@ static int l_monotonic(lua_State *L)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/// Seconds since the Unix epoch (CLOCK_REALTIME), with sub-second resolution.
+// Follows the wall clock, so it can step; time intervals with `monotonic`.
+// @function time
+// @treturn number
+static int l_time(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
     return 1;
 }
@@ -35,6 +48,6 @@ static int l_sleep(lua_State *L)
 
 void lh_open_clock(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"monotonic", l_monotonic}, {"sleep", l_sleep}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"monotonic", l_monotonic}, {"time", l_time}, {"sleep", l_sleep}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -1,7 +1,7 @@
 --- The one place that knows whether loghaul runs inside nginx (OpenResty, lua-nginx-module).
 --
 -- Outside nginx: transfers run on the client's reused core session, `sleep` blocks with
--- `core.sleep`, and the clock is `core.monotonic` anchored to Unix time.
+-- `core.sleep`, and the clock is `core.time` (the wall clock, sub-second).
 --
 -- Inside an nginx worker, in a phase where `ngx.run_worker_thread` can yield (rewrite,
 -- access, content, `ngx.timer.*`, ssl_certificate, ssl_client_hello): every transfer runs
@@ -79,41 +79,10 @@ function M.sleep(seconds)
   core().sleep(seconds)
 end
 
--- Unix seconds with sub-second resolution: core.monotonic plus an offset, so intervals are
--- exact. The core has no wall clock, and os.time() counts whole seconds: a time up to a
--- second behind makes a token with a short lifetime look fresh after the server expired it.
--- So the offset is measured once, at first use, with `date +%s.%N` (one fork per process,
--- outside nginx only); where that fails, os.time() (then at most a second behind). Each
--- os.time() sample w bounds the true offset to [w - m, w - m + 1); when the offset leaves
--- those bounds by more than half a second, the wall clock was set (NTP, an operator): it is
--- measured again.
-local offset
-local function measure_offset()
-  local c = core()
-  local m0 = c.monotonic()
-  local ok, text = pcall(function()
-    local p = io.popen("date +%s.%N 2>/dev/null")
-    if not p then return nil end
-    local out = p:read("*l")
-    p:close()
-    return out
-  end)
-  local m1 = c.monotonic()
-  local w = ok and type(text) == "string" and text:match("^%d+%.%d+$") and tonumber(text)
-  if w and m1 - m0 < 0.5 and math.abs(w - os.time()) <= 2 then return w - (m0 + m1) / 2 end
-  return os.time() - m1
-end
-
-local function core_now()
-  local m = core().monotonic()
-  local low = os.time() - m
-  if not offset or low - offset > 0.5 or offset - low > 1.5 then offset = measure_offset() end
-  return m + offset
-end
-
 --- Seconds since the Unix epoch with sub-second resolution, for signers (timestamps) and
--- deadlines: `ngx.now()` in nginx (the event loop's cached time), else the core's
--- monotonic clock anchored to `os.time()`.
+-- deadlines: `ngx.now()` in nginx (the event loop's cached time), else `core.time()`
+-- (CLOCK_REALTIME: os.time() counts whole seconds, and a clock up to a second behind makes
+-- a token with a short lifetime look fresh after the server expired it).
 -- @treturn number
 function M.now()
   local n = rawget(_G, "ngx")
@@ -121,7 +90,7 @@ function M.now()
     local ok, t = pcall(n.now)
     if ok and type(t) == "number" then return t end
   end
-  return core_now()
+  return core().time()
 end
 
 --- The core's monotonic clock (seconds from an arbitrary point).
