@@ -83,11 +83,11 @@ asan: deps
 	$(ASAN_RUN) LUA_CPATH='build/asan/lua5.4/?.so;;' lua5.4 $(BUSTED) $(SPECS)
 	$(ASAN_RUN) LUA_CPATH='build/asan/luajit/?.so;;' luajit $(BUSTED) $(SPECS)
 
-# The core specs at small sizes under memcheck. --keep-debuginfo: Lua unloads the
+# The core and vendor specs at small sizes under memcheck. --keep-debuginfo: Lua unloads the
 # module at exit, and a leak report without symbols names nobody.
 VALGRIND = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --keep-debuginfo=yes --quiet
 valgrind: all
-	$(LUA_ENV54) LOGHAUL_TEST_SMALL=1 $(VALGRIND) lua5.4 $(BUSTED) tests/core
+	$(LUA_ENV54) LOGHAUL_TEST_SMALL=1 $(VALGRIND) lua5.4 $(BUSTED) tests/core tests/vendors
 
 # libFuzzer targets (fuzz/*_fuzz.c) for the C that takes untrusted bytes: the response
 # header parser, the Content-Range check of a resume, base64_decode. Each runs for
