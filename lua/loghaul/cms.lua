@@ -72,7 +72,9 @@ function Cms:upload_client_log(path, opts)
     operation = "uploadClientLog", method = "POST", url = c.base_url .. M.path,
     headers = { FileType = tostring(file_type) },
     form = { { name = "file", path = path, filename = filename, content_type = "application/octet-stream" } },
-    auth = self.auth, allow_empty = true,
+    -- a write: an upload that timed out may have arrived, so a timeout is not retried
+    -- (429, 5xx and connection failures still are: a second copy of a log is harmless)
+    auth = self.auth, allow_empty = true, write = true,
     prepare = function(req) req.progress = progress.transfer(c, "upload") return true end,
     decode = envelope.huawei,
   }

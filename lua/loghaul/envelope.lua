@@ -65,7 +65,7 @@ end
 local huawei_transient = { ["APIG.0308"] = true }
 
 --- Huawei (CC-CMS, CloudDC, IAM): 2xx with a JSON body (empty allowed with `op.allow_empty`);
--- errors as `{error_code, error_msg}`.
+-- errors as `{error_code, error_msg}` (API gateway, CloudDC, IAM) or `{status, message}` (CC-CMS).
 -- @tparam table res the core response
 -- @tparam table op the operation (`allow_empty`)
 -- @tparam[opt] table secrets
@@ -81,6 +81,10 @@ function M.huawei(res, op, secrets)
       retryable = M.transient_status(res.status) or huawei_transient[code] or nil,
       request_id = res.headers and (res.headers["x-request-id"] or res.headers["x-openstack-request-id"]),
     }, secrets)
+  end
+  if type(v) == "table" and v.status ~= nil and v.message ~= nil then -- CC-CMS: {status, message}
+    return nil, M.http_error(res, { kind = kind_for_status(res.status, "api"), code = util.code(v.status),
+                                    message = tostring(v.message) }, secrets)
   end
   return nil, M.http_error(res, { kind = kind_for_status(res.status, "http"),
                                   message = "unexpected HTTP status; " .. snippet(res.body) }, secrets)

@@ -7,15 +7,22 @@ cjson.decode_max_depth(64)
 local M = {}
 local null = cjson.null
 
-local function strip_nulls(v, depth)
+-- Lua 5.4 has integers, but cjson decodes every number as a float: `total_number` would
+-- print as 40.0. Whole floats become integers there (exact: cjson's floats are exact up to
+-- 2^53, and math.tointeger refuses anything that is not a whole number).
+local tointeger = math.tointeger or function(x) return x end
+
+-- JSON null becomes absent; whole numbers become integers where Lua has them
+local function normalize(v, depth)
+  if type(v) == "number" then return tointeger(v) or v end
   if type(v) ~= "table" or depth > 64 then return v end
   for k, x in pairs(v) do
-    if x == null then v[k] = nil else strip_nulls(x, depth + 1) end
+    if x == null then v[k] = nil else v[k] = normalize(x, depth + 1) end
   end
   return v
 end
 
---- Decodes JSON text; JSON `null` becomes nil (absent).
+--- Decodes JSON text; JSON `null` becomes nil (absent), whole numbers are integers in Lua 5.4.
 -- @tparam string s
 -- @return the value, or nil, message
 function M.decode(s)
@@ -23,7 +30,7 @@ function M.decode(s)
   local v, err = cjson.decode(s)
   if v == nil then return nil, err or "invalid JSON" end
   if v == null then return nil, "JSON null" end
-  return strip_nulls(v, 1)
+  return normalize(v, 1)
 end
 
 --- Encodes a Lua value as JSON text.

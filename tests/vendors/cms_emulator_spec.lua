@@ -92,10 +92,22 @@ describe("cms against the emulator", function()
     assert.equal(401, err.status)
     assert.equal(1, err.attempts)
     assert.is_false(err.retryable)
+    assert.equal("401", err.code) -- from CC-CMS's own {status, message} body
     assert.is_nil(tostring(err):find("wrong-secret-key-0000", 1, true))
     local c = T.counters("cms")
     assert.equal(0, c.uploads)
     assert.equal(1, c.rejected)
+  end)
+
+  it("does not retry an upload that timed out: it may have arrived", function()
+    local path = tmp .. "/slow.zip"
+    T.util.write_random(path, 1000)
+    T.emu.fault{ path = "/rest/cmsapp/", delay = 3, count = 5 }
+    local res, err = client{ access_key = F.cms.access_key, secret_key = F.cms.secret_key, timeout = 0.5 }
+      :upload_client_log(path)
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.equal(1, err.attempts)
   end)
 
   it("retries a 503 and uploads the whole file again", function()
