@@ -1,5 +1,4 @@
 -- Self-test of the local emulator (tests/emulator), driven by the curl command line only.
--- LOGHAUL_EMU_BENCH=1 also times a 1 GiB upload and download over TLS and prints MB/s.
 local emu = require "helpers.emulator"
 local cjson = require "cjson"
 
@@ -227,24 +226,6 @@ describe("emulator", function()
     end
     sh("sleep 0.3")
     gone(kv, workers)
-  end)
-
-  it("LOGHAUL_EMU_BENCH=1: 1 GiB upload and download over TLS", function()
-    if os.getenv("LOGHAUL_EMU_BENCH") ~= "1" then return pending("set LOGHAUL_EMU_BENCH=1") end
-    local f = emu.make_file("big.bin", 1024 * 1024 * 1024)
-    local ok, err = pcall(function()
-      local down = tonumber((sh(C .. "-o /dev/null -w '%{speed_download}' " .. q(f.url))))
-      local out = sh(C .. "-w '\\n%{speed_upload}' -F " .. q("file=@" .. f.path) .. " " .. q(e.base_url .. "/upload"))
-      local text, up = out:match("^(.*)\n([%d%.]+)%s*$")
-      local v = cjson.decode(text)
-      sh("rm -f " .. q(v.parts[1].path))
-      assert.are.equal(f.sha256, v.parts[1].sha256)
-      assert.are.equal(f.size, v.parts[1].size)
-      print(string.format("\nemulator 1 GiB over TLS with curl: download %.0f MB/s, upload (multipart) %.0f MB/s",
-                          down / 1e6, tonumber(up) / 1e6))
-    end)
-    sh("rm -f " .. q(f.path))
-    assert(ok, err)
   end)
 
   it("stops for good with emu.stop()", function()
