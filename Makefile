@@ -55,7 +55,7 @@ deps-build:
 test: deps all lint unit rockcheck
 
 lint:
-	luacheck lua tests examples bench bin
+	luacheck lua tests examples bench
 
 unit: all
 	$(LUA_ENV54) lua5.4 $(BUSTED) $(SPECS)
