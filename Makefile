@@ -20,7 +20,7 @@ COREJIT := build/luajit/loghaul/core.so
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-cjson luarocks lua-busted lua-check lua-ldoc \
   lua-socket lua-sec luajit2 libluajit2-5.1-dev libcurl4-openssl-dev libssl-dev curl \
   openssl nginx libnginx-mod-http-lua clang libclang-rt-14-dev valgrind time pkg-config make \
-  iproute2 procps lua-markdown ca-certificates
+  iproute2 procps lua-markdown ca-certificates gcc libc6-dev
 
 BUSTED    := /usr/bin/busted
 LUA_ENV54  = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/lua5.4/?.so;;'
