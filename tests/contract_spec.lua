@@ -3,6 +3,7 @@
 -- and the result fields asserted here are the ones that section shows; if one of these fails,
 -- the code broke the contract, not the other way round.
 local emu = require "helpers.emulator"
+local shell = require "helpers.shell"
 local vendors = require "helpers.vendors"
 
 local loghaul = require "loghaul"
@@ -10,11 +11,9 @@ local loghaul = require "loghaul"
 local F = vendors.fixtures
 local e, tmp
 
+-- stdout of a shell command, trailing white space trimmed
 local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return (out:gsub("%s+$", ""))
+  return (shell.run(cmd):gsub("%s+$", ""))
 end
 
 local function sha256sum(path)
@@ -58,11 +57,11 @@ end
 setup(function()
   e = emu.start()
   vendors.reset()
-  tmp = sh("mktemp -d /tmp/loghaul-contract.XXXXXX")
+  tmp = shell.tmpdir("loghaul-contract")
 end)
 
 teardown(function()
-  if tmp and tmp:match("^/tmp/loghaul%-contract%.") then os.execute("rm -rf '" .. tmp .. "'") end
+  shell.rmdir(tmp)
 end)
 
 describe("contract: loghaul", function()

@@ -1,20 +1,13 @@
 -- Self-test of the local emulator (tests/emulator), driven by the curl command line only.
 local emu = require "helpers.emulator"
+local shell = require "helpers.shell"
 local cjson = require "cjson"
 
 package.path = "tests/emulator/lua/?.lua;" .. package.path
 local multipart = require "emu.multipart"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- stdout of a shell command and its exit status (stderr discarded unless asked)
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. "; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  return body, tonumber(rc)
-end
+-- sh: stdout of a shell command and its exit status (stderr passes through unless redirected)
+local q, sh = shell.quote, shell.run
 
 local function json(cmd)
   local out, rc = sh(cmd)
@@ -39,11 +32,11 @@ describe("emulator", function()
   setup(function()
     e = emu.start()
     C = "curl -sS --max-time 60 --cacert " .. q(e.ca_file) .. " "
-    tmp = (sh("mktemp -d /tmp/emu-selftest.XXXXXX")):gsub("%s+$", "")
+    tmp = shell.tmpdir("emu-selftest")
   end)
 
   teardown(function()
-    if tmp and tmp:match("^/tmp/emu%-selftest%.") then sh("rm -rf " .. q(tmp)) end
+    shell.rmdir(tmp)
   end)
 
   before_each(function() emu.reset() end)

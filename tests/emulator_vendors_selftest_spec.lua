@@ -4,32 +4,13 @@
 local cjson = require "cjson"
 local core = require "loghaul.core"
 local emu = require "helpers.emulator"
+local shell = require "helpers.shell"
 local vendors = require "helpers.vendors"
 
 local F = vendors.fixtures
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. "; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  return body, tonumber(rc)
-end
-
-local function readall(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function writeall(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local q, sh = shell.quote, shell.run
+local read_file, write_file = shell.read_file, shell.write_file
 
 local e, tmp, host, seq = nil, nil, nil, 0
 
@@ -43,7 +24,7 @@ local function req(t)
   if t.no_ua then cmd[#cmd + 1] = "-H 'User-Agent:'" end
   if t.body then
     local inf = tmp .. "/in" .. seq
-    writeall(inf, t.body)
+    write_file(inf, t.body)
     cmd[#cmd + 1] = "--data-binary @" .. q(inf)
   end
   for _, f in ipairs(t.form or {}) do cmd[#cmd + 1] = "-F " .. q(f) end
@@ -51,14 +32,15 @@ local function req(t)
   cmd[#cmd + 1] = q(e.base_url .. t.path .. (t.query and ("?" .. t.query) or ""))
   local _, rc = sh(table.concat(cmd, " ") .. " 2>/dev/null")
   local r = { rc = rc, headers = {}, body = "" }
-  local hs = io.open(hf, "rb") and readall(hf) or ""
+  local hs = read_file(hf) or ""
   -- the last header block (after any 100 Continue)
   for block in hs:gmatch("HTTP/[^\r\n]*\r\n.-\r\n\r\n") do
     r.status = tonumber(block:match("^HTTP/%S+ (%d+)"))
     r.headers = {}
     for k, v in block:gmatch("\n([^:\r\n]+):%s*([^\r\n]*)") do r.headers[k:lower()] = v end
   end
-  if io.open(bf, "rb") then r.body = readall(bf); r.file = bf end
+  local body = read_file(bf)
+  if body then r.body = body; r.file = bf end
   return r
 end
 
@@ -69,11 +51,11 @@ local function utc(offset) return os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + (of
 setup(function()
   e = emu.start()
   host = e.base_url:match("^https://(.*)$")
-  tmp = (sh("mktemp -d /tmp/loghaul-test.XXXXXX")):gsub("%s+$", "")
+  tmp = shell.tmpdir("loghaul-test")
 end)
 
 teardown(function()
-  if tmp then sh("rm -rf " .. q(tmp)) end
+  shell.rmdir(tmp)
 end)
 
 before_each(function()
@@ -104,7 +86,7 @@ describe("vendor emulator: Huawei CC-CMS", function()
   end
   local function upload(a, extra)
     local path = tmp .. "/OELOG_99991093_10.234.63.214_20250226162127.zip"
-    writeall(path, string.rep("zipdata", 3000))
+    write_file(path, string.rep("zipdata", 3000))
     local h = { Authorization = a, FileType = "0" }
     for k, v in pairs(extra or {}) do h[k] = v end
     return req { method = "POST", path = PATH, headers = h, form = { "file=@" .. path } }, path

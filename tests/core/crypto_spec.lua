@@ -1,22 +1,12 @@
 -- loghaul.core crypto: SHA-256, HMAC-SHA256, hex, base64, sha256_file, random.
 local core = require "loghaul.core"
+local shell = require "helpers.shell"
 
 local function unhex(h)
   return (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
 end
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  assert(f:close())
-end
+local write_file = shell.write_file
 
 describe("core.sha256", function()
   it("matches the FIPS 180-2 vectors", function()
@@ -135,16 +125,15 @@ describe("core.sha256_file", function()
   local dir
 
   setup(function()
-    dir = sh("mktemp -d"):gsub("%s+$", "")
-    assert(dir:match("^/"), "mktemp -d failed")
+    dir = shell.tmpdir("loghaul-crypto")
   end)
 
   teardown(function()
-    if dir then os.execute("rm -rf '" .. dir .. "'") end
+    shell.rmdir(dir)
   end)
 
   local function sha256sum(path)
-    return (sh("sha256sum '" .. path .. "'"):match("^(%x+)"))
+    return (shell.run("sha256sum '" .. path .. "'"):match("^(%x+)"))
   end
 
   it("agrees with sha256sum on a 3 MiB + 7 byte file", function()

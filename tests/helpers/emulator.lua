@@ -8,33 +8,16 @@
 --   emu.stats()             -- { connections =, requests =, faults_fired =, paths = { [uri] = n } }
 --   emu.reset(); emu.stop()
 local cjson = require "cjson"
+local shell = require "helpers.shell"
 
 local M = {}
 
 local state      -- the table start() returns while the emulator runs
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+-- a shell command's output (stdout+stderr) and exit status
+local q, run = shell.quote, shell.capture
 
--- Run a shell command; return its output (stdout+stderr) and exit status, in Lua 5.4
--- and LuaJIT alike (their os.execute results differ, so the status comes via echo).
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  return body or out, tonumber(rc) or -1
-end
-
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/[^/]*$") or "."
-  local abs = run("cd " .. q(dir) .. " && pwd")
-  return (abs:gsub("%s+$", ""))
-end
-
-local SCRIPT = here() .. "/../emulator/emulator"
+local SCRIPT = shell.root .. "/tests/emulator/emulator"
 
 local function on_close(fn)
   if newproxy then                       -- LuaJIT / 5.1: tables have no __gc, userdata do

@@ -8,38 +8,16 @@
 --   -- ngx_.url = "http://127.0.0.1:PORT", ngx_.dir, ngx_.port, ngx_.error_log()
 --   openresty.get(ngx_.url .. "/probe")     -- body, status (curl)
 --   ngx_:stop()
+local shell = require "helpers.shell"
+
 local M = {}
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  return body or out, tonumber(rc) or -1
-end
-M.run, M.q = run, q
-
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/[^/]*$") or "."
-  return (run("cd " .. q(dir) .. "/../.. && pwd"):gsub("%s+$", ""))
-end
+-- run: a command's output (stdout+stderr) and exit status; read: a file's content or nil
+local q, run, read = shell.quote, shell.capture, shell.read_file
+M.run, M.q, M.read = run, q, read
 
 --- The checkout's root.
-M.root = here()
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-M.read = read
+M.root = shell.root
 
 local function plain(s) return (s:gsub("%%", "%%%%")) end
 

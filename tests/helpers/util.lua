@@ -1,28 +1,20 @@
 --- Small test utilities: temporary folders and independent checks of files.
 -- Digests come from the `sha256sum` command, never from loghaul itself, so a
 -- broken core cannot vouch for its own output.
+local shell = require "helpers.shell"
+
 local M = {}
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  local ok = p:close()
-  assert(ok, "command failed: " .. cmd)
-  return out
-end
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh, q = shell.check, shell.quote
 
 M.shell_quote = q
 
 --- A fresh temporary directory.
 function M.tmpdir()
-  return (sh("mktemp -d /tmp/loghaul-test.XXXXXX"):gsub("%s+$", ""))
+  return shell.tmpdir("loghaul-test")
 end
 
---- Removes a directory made by tmpdir.
+--- Removes a directory made by tmpdir, or one inside it.
 function M.rmdir(dir)
   if dir and dir:match("^/tmp/loghaul%-test%.") then sh("rm -rf " .. q(dir)) end
 end
@@ -35,9 +27,7 @@ end
 --- Lower-case hex SHA-256 of a string, by sha256sum.
 function M.sha256_hex(s)
   local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
+  shell.write_file(path, s)
   local hex = M.sha256sum(path)
   os.remove(path)
   return hex

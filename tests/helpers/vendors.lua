@@ -8,28 +8,14 @@
 --   vendors.reset()
 local cjson = require "cjson"
 local emu = require "helpers.emulator"
+local shell = require "helpers.shell"
 
 local M = {}
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
+local q, run = shell.quote, shell.capture
 
 --- The same table the emulator uses (tests/emulator/lua/emu/fixtures.lua).
-M.fixtures = dofile(here() .. "/../emulator/lua/emu/fixtures.lua")
-
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  return body or out, tonumber(rc) or -1
-end
+M.fixtures = dofile(shell.root .. "/tests/emulator/lua/emu/fixtures.lua")
 
 local function control(method, body)
   local e = emu.info() or emu.start()

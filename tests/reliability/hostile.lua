@@ -3,39 +3,21 @@
 --   local h = hostile.start()     -- { url = "http://127.0.0.1:P", port =, dir = }
 --   hostile.mode("flood", "redirect http://127.0.0.2:P/x")   -- answers, in order
 --   hostile.requests()            -- { { host =, head = }, ... } since the last clear
+local shell = require "helpers.shell"
+
 local M = {}
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(p, s)
-  local f = assert(io.open(p, "wb"))
-  f:write(s)
-  f:close()
-end
+local q, read, write = shell.quote, shell.read_file, shell.write_file
 
 local state
-
-local function here()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  return src:match("^(.*)/[^/]*$") or "."
-end
 
 --- Starts the server (plain lua5.4 and LuaSocket: no LUA_INIT, no sanitizer preload).
 function M.start()
   if state then return state end
-  local p = io.popen("mktemp -d /tmp/loghaul-hostile.XXXXXX")
-  local dir = p:read("*l")
-  p:close()
+  local dir = shell.tmpdir("loghaul-hostile")
   local cmd = "echo $$ > " .. q(dir .. "/pid") .. "; exec env -u LUA_INIT -u LD_PRELOAD lua5.4 "
-    .. q(here() .. "/hostile_server.lua") .. " " .. q(dir) .. " >" .. q(dir .. "/server.out") .. " 2>&1"
+    .. q(shell.root .. "/tests/reliability/hostile_server.lua") .. " " .. q(dir)
+    .. " >" .. q(dir .. "/server.out") .. " 2>&1"
   os.execute("sh -c " .. q(cmd) .. " &")
   for _ = 1, 100 do
     if read(dir .. "/port") then break end
@@ -52,7 +34,7 @@ function M.stop()
   write(state.dir .. "/stop", "1")
   local pid = tonumber(read(state.dir .. "/pid") or "")
   if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
-  os.execute("rm -rf " .. q(state.dir))
+  shell.rmdir(state.dir)
   state = nil
 end
 

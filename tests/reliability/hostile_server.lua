@@ -8,21 +8,15 @@
 -- It exits after 120 s without a connection, or when DIR/stop exists.
 local socket = require "socket"
 
+-- helpers.shell is found from this file's own path, so no LUA_PATH is needed
+package.path = ((arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../?.lua;" .. package.path
+local shell = require "helpers.shell"
+
 local dir = assert(arg[1], "usage: hostile_server.lua DIR")
 
-local function read_file(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = shell.read_file
 
-local function append(p, s)
-  local f = assert(io.open(p, "ab"))
-  f:write(s)
-  f:close()
-end
+local function append(p, s) shell.write_file(p, s, true) end
 
 local function unhex(h)
   return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
@@ -33,9 +27,7 @@ local port = select(2, a:getsockname())
 local b = assert(socket.bind("127.0.0.2", port))
 a:settimeout(0)
 b:settimeout(0)
-local f = assert(io.open(dir .. "/port.tmp", "wb"))
-f:write(tostring(port))
-f:close()
+shell.write_file(dir .. "/port.tmp", tostring(port))
 os.rename(dir .. "/port.tmp", dir .. "/port")
 
 local function send_all(c, s)

@@ -34,12 +34,10 @@ describe("clouddc against the emulator", function()
     local body = ([[{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"%s","password":"%s",]]
       .. [["domain":{"name":"%s"}}}},"scope":{"project":{"name":"%s"}}}}]]):format(
       F.iam.user, F.iam.password, F.iam.domain, F.iam.project)
-    local q = T.util.shell_quote
-    local p = assert(io.popen("curl -sS -D - -o /dev/null --cacert " .. q(e.ca_file)
+    local q = T.shell.quote
+    local out = T.shell.run("curl -sS -D - -o /dev/null --cacert " .. q(e.ca_file)
       .. " -H 'Content-Type: application/json;charset=utf8' --data-binary " .. q(body) .. " "
-      .. q(e.base_url .. "/v3/auth/tokens?nocatalog=true")))
-    local out = p:read("*a")
-    p:close()
+      .. q(e.base_url .. "/v3/auth/tokens?nocatalog=true"))
     return assert(out:match("[Xx]%-[Ss]ubject%-[Tt]oken:%s*([^\r\n]+)"))
   end
   -- the archive as the emulator serves it (size setting 300000 by default)
@@ -96,22 +94,26 @@ describe("clouddc against the emulator", function()
       assert.equal(4, T.counters("clouddc").auth_token)
     end)
 
-    it("IAM: the token is renewed after the short TTL expires, before a 401", function()
+    -- IAM tokens live 1 s: a client makes an export, then its token expires. With `frozen`
+    -- the client's clock stands still, so it believes its token is still fresh.
+    local function export_then_expire(frozen)
       T.vendors.configure{ iam = { token_ttl = 1 } }
-      local dc = client(iam_auth())
+      local t0 = os.time()
+      local dc = client(iam_auth(), frozen and { now = function() return t0 end } or nil)
       local task = assert(dc:export_server_logs(SERVER))
       T.sleep(1.2)
+      return dc, task
+    end
+
+    it("IAM: the token is renewed after the short TTL expires, before a 401", function()
+      local dc, task = export_then_expire()
       assert.truthy(dc:show_logs_export_status(SERVER, task.export_id))
       assert.equal(2, T.counters("iam").logins)
       assert.equal(0, T.counters("clouddc").auth_failures)
     end)
 
     it("IAM: a token the server calls expired (401 APIG.0307) is renewed once and the call retried", function()
-      T.vendors.configure{ iam = { token_ttl = 1 } }
-      local frozen = os.time()                     -- the client believes its token is fresh
-      local dc = client(iam_auth(), { now = function() return frozen end })
-      local task = assert(dc:export_server_logs(SERVER))
-      T.sleep(1.2)
+      local dc, task = export_then_expire(true)
       local st, err = dc:show_logs_export_status(SERVER, task.export_id)
       assert.is_nil(err)
       assert.equal(task.export_id, st.export_id)
@@ -120,11 +122,7 @@ describe("clouddc against the emulator", function()
     end)
 
     it("IAM: a 401 that survives the renewal fails as auth after exactly one renewal", function()
-      T.vendors.configure{ iam = { token_ttl = 1 } }
-      local frozen = os.time()                     -- the client believes its tokens are fresh
-      local dc = client(iam_auth(), { now = function() return frozen end })
-      local task = assert(dc:export_server_logs(SERVER))
-      T.sleep(1.2)
+      local dc, task = export_then_expire(true)
       T.vendors.configure{ iam = { token_ttl = 0 } }   -- the renewed token is born expired
       local _, err = dc:show_logs_export_status(SERVER, task.export_id)
       assert.equal("auth", err.kind)

@@ -2,12 +2,13 @@
 -- emulator over TLS, client options with fast retries, counters read from the emulator,
 -- and a wall clock. Only the emulator and the command line (sha256sum, ls) judge results.
 local emu = require "helpers.emulator"
+local shell = require "helpers.shell"
 local util = require "helpers.util"
 local vendors = require "helpers.vendors"
 
 local M = {}
 
-M.emu, M.util, M.vendors = emu, util, vendors
+M.emu, M.shell, M.util, M.vendors = emu, shell, util, vendors
 M.F = vendors.fixtures
 
 --- Starts the emulator (once per process) and returns its table.
@@ -62,20 +63,13 @@ function M.sleep(s)
   require("loghaul.retry").sleep(s)
 end
 
---- Reads a whole file.
+--- Reads a whole file; raises when it cannot.
 function M.read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
+  return (assert(shell.read_file(path), "cannot read " .. path))
 end
 
 --- Writes a whole file.
-function M.write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+M.write = shell.write_file
 
 --- UTC `yyyy-MM-ddTHH:mm:ssZ` of Unix seconds.
 function M.utc(t)

@@ -1,12 +1,10 @@
 -- Test doubles for the vendor specs: a fake core session that records requests and plays
 -- scripted answers (writing `output` files like the real core), and an instant clock.
+local shell = require "helpers.shell"
+
 local M = {}
 
-local function write_file(path, data, append)
-  local f = assert(io.open(path, append and "ab" or "wb"))
-  f:write(data)
-  f:close()
-end
+local write_file = shell.write_file
 
 --- A fake session. `script` is a list; each entry is a response table, a function(req) → res | nil, err,
 -- or `{ err = { kind =, code =, message = } }`. Response fields: status, headers, body, file (bytes the
@@ -75,13 +73,8 @@ function M.tmpdir()
   return p
 end
 
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+--- A file's content, or nil.
+M.read = shell.read_file
 
 function M.ls(dir)
   local p = io.popen("ls -A " .. dir)
