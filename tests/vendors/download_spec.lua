@@ -146,6 +146,21 @@ describe("download.fetch", function()
     assert.is_nil(session.requests[3].resume_from)
   end)
 
+  it("does not hand back a file cut short by a 206 that ends before the file does", function()
+    local data = string.rep("0123456789", 2)
+    local c, session = new_client{
+      { status = 200, file = data, cut = 5, headers = { ["Content-Length"] = "20", ETag = '"e1"' } },
+      { status = 206, file = data:sub(6, 10), headers = { ETag = '"e1"', ["Content-Range"] = "bytes 5-9/20" } },
+      { status = 206, file = data:sub(11), headers = { ETag = '"e1"', ["Content-Range"] = "bytes 10-19/20" } },
+    }
+    local res = assert(fetch(c, dir .. "/f"))
+    assert.equal(20, res.bytes)
+    assert.equal(data, fake.read(res.path))
+    assert.equal(3, #session.requests)
+    assert.equal(10, session.requests[3].resume_from)
+    assert.same({ "f" }, fake.ls(dir))
+  end)
+
   it("removes a leftover .part of an earlier run instead of splicing it", function()
     local f = assert(io.open(dir .. "/f.part", "wb")) f:write("stale") f:close()
     local c, session = new_client{ { status = 200, file = "fresh" } }
