@@ -273,7 +273,12 @@ function M.fetch(client, spec)
   local sha, serr = runtime.sha256_file(client.core, part, client.transfer_ctx)
   if not bytes or not sha then
     fs.remove(part)
-    return nil, errors.io(part, serr or "cannot read the downloaded file")
+    -- the core's error is a table { kind, code, message } whose message already names the path
+    local why = type(serr) == "table" and tostring(serr.message or serr.code) or serr
+    if type(why) == "string" and why:sub(1, #part + 2) == part .. ": " then why = why:sub(#part + 3) end
+    local e = errors.io(part, why or "cannot read the downloaded file")
+    if type(serr) == "table" then e.code = serr.code end
+    return nil, e
   end
   if fs.is_dir(final) then
     fs.remove(part)

@@ -161,6 +161,20 @@ describe("download.fetch", function()
     assert.same({ "f" }, fake.ls(dir))
   end)
 
+  it("reports why hashing the downloaded file failed, in words, and leaves nothing", function()
+    local failing = setmetatable({ sha256_file = function(p)
+      return nil, { kind = "io", code = "EIO", message = p .. ": Input/output error" }
+    end }, { __index = core })
+    local opts = fake.opts({ base_url = "https://files.test", _core = failing }, { { status = 200, file = "abc" } })
+    local c = client.new(opts, { vendor = "test" })
+    local res, err = fetch(c, dir .. "/g")
+    assert.is_nil(res)
+    assert.equal("io", err.kind)
+    assert.matches("Input/output error", err.message, 1, true)
+    assert.not_matches("table: ", err.message, 1, true)
+    assert.same({}, fake.ls(dir))
+  end)
+
   it("removes a leftover .part of an earlier run instead of splicing it", function()
     local f = assert(io.open(dir .. "/f.part", "wb")) f:write("stale") f:close()
     local c, session = new_client{ { status = 200, file = "fresh" } }
