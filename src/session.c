@@ -654,7 +654,12 @@ static int push_result(lua_State *L, xfer_t *x)
  * its status, headers (ETag, Content-Range) and how much reached the output to resume. */
 static void push_partial_response(lua_State *L, xfer_t *x)
 {
-    long status = 0;
+    long status = 0, request_size = 0;
+    /* whether any request bytes left this host: if not, the server never saw the request
+     * (a connect or TLS failure, a connect timeout), so even a create may be retried */
+    curl_easy_getinfo(x->easy, CURLINFO_REQUEST_SIZE, &request_size);
+    lua_pushboolean(L, request_size > 0);
+    lua_setfield(L, -2, "request_sent");
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status <= 0)
         return;
@@ -725,7 +730,7 @@ static int push_failure(lua_State *L, xfer_t *x, CURLcode rc, const char *errbuf
 /* ---- session:request -------------------------------------------------------- */
 
 static const char *const request_keys[] = {"method", "url", "headers", "body", "body_file", "form",
-                                           "output", "resume_from", "progress", NULL};
+                                           "output", "resume_from", "progress", "timeout", NULL};
 
 /* Stack slots used by request, fixed so the callbacks can find them. The strings in
  * SLOT_BODY and SLOT_OUTPUT stay referenced even if a callback empties the table. */
@@ -751,17 +756,20 @@ static void set_method(CURL *e, const char *method, int has_body)
 // `output` (path: a 2xx body is streamed there instead of memory), `resume_from` (bytes already in
 // `output`: sends `Range` and appends; a 200 answer restarts the file), `progress`
 // (`function(dltotal, dlnow, ultotal, ulnow)`, called at most 10 times a second; an error or a
-// `false` return aborts the transfer)
+// `false` return aborts the transfer), `timeout` (seconds for this request, overriding the
+// session's; 0 = none)
 // @return `{ status, headers, body | (nothing when streamed), bytes, uploaded, url, reused,
 // restarted, time }`, or `nil, { kind, code, message }` with kind one of network, timeout, tls,
-// io, invalid, aborted, http; when an answer had started (a cut download), the error also has
-// its `status`, `headers` and the `bytes` written to `output`
+// io, invalid, aborted, http; `request_sent` tells whether any of the request left this host
+// (false: the server never saw it); when an answer had started (a cut download), the error
+// also has its `status`, `headers` and the `bytes` written to `output`
 static int l_request(lua_State *L)
 {
     session_t *s = check_session(L);
     xfer_t *x;
     const char *url, *method, *body, *body_file, *bad = NULL, *io_path = NULL;
     size_t body_len = 0;
+    double timeout;
     CURLcode rc;
     int t, has_body;
 
@@ -814,8 +822,11 @@ static int l_request(lua_State *L)
     if (x->resume_from > 0 && x->output == NULL)
         return luaL_error(L, "request: resume_from needs output");
 
+    timeout = opt_number(L, ARG_OPTS, "timeout", -1, -1);
     curl_easy_reset(s->easy); /* keeps the connection cache, drops the last request's options */
     apply_session_options(s, x);
+    if (timeout >= 0) /* this request's own limit: a long download may want none (0) */
+        curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
     curl_easy_setopt(s->easy, CURLOPT_URL, url);
     set_method(s->easy, method, has_body);
 

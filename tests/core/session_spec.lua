@@ -245,11 +245,32 @@ describe("core.session", function()
       assert.equal("timeout", err.kind)
     end)
 
-    it("fails fast when nothing listens", function()
+    it("fails fast when nothing listens, and says the request never left", function()
       local res, err = s:request{ url = "http://127.0.0.1:1/" }
       assert.is_nil(res)
       assert.equal("network", err.kind)
       assert.equal("CURLE_COULDNT_CONNECT", err.code)
+      assert.is_false(err.request_sent)
+    end)
+
+    it("says the request was sent when the answer is what timed out", function()
+      local res, err = s:request{ url = e.base_url .. "/slow?delay=5", timeout = 0.3 }
+      assert.is_nil(res)
+      assert.equal("timeout", err.kind)
+      assert.is_true(err.request_sent)
+    end)
+
+    it("lets one request set its own timeout, or none", function()
+      local quick = core.session{ ca_file = e.ca_file, timeout = 0.3 }
+      local t0 = gettime()
+      local res = assert(quick:request{ url = e.base_url .. "/slow?delay=0.6", timeout = 0 })
+      assert.equal(200, res.status)
+      assert.is_true(gettime() - t0 >= 0.6)
+      local _, err = quick:request{ url = e.base_url .. "/slow?delay=0.6" } -- the session's 0.3 s again
+      assert.equal("timeout", err.kind)
+      quick:close()
+      assert.has_error(function() s:request{ url = e.base_url, timeout = "1" } end,
+        "bad option 'timeout' (number expected, got string)")
     end)
   end)
 
