@@ -385,6 +385,29 @@ static void hmac_hex(lua_State *L, ctx *c, const char *key, size_t kl, const cha
     lh_hex(md, sizeof md, out);
 }
 
+/* The scheme SDK-HMAC-SHA256 and ZC2-HMAC-SHA256 share: StringToSign is
+ * ALGO "\n" timestamp "\n" hex(SHA256(canonical request)), and the signature is
+ * hex(HMAC-SHA256(key, StringToSign)). Returns the anchored StringToSign. */
+static const char *sign_string(lua_State *L, ctx *c, const char *algo, const char *ts, size_t tsl,
+                               const char *cr, size_t crl, const char *key, size_t keyl, size_t *stsl,
+                               char sig[65])
+{
+    char hash[65];
+    const char *sts;
+    luaL_Buffer b;
+    sha256_hex(L, c, cr, crl, hash);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, algo);
+    luaL_addchar(&b, '\n');
+    luaL_addlstring(&b, ts, tsl);
+    luaL_addchar(&b, '\n');
+    luaL_addlstring(&b, hash, 64);
+    luaL_pushresult(&b);
+    sts = anchor_str(L, c, stsl);
+    hmac_hex(L, c, key, keyl, sts, *stsl, sig);
+    return sts;
+}
+
 static void set_string(lua_State *L, const char *name, const char *s, size_t n)
 {
     lua_pushlstring(L, s, n);
@@ -556,15 +579,7 @@ static int l_sign_sdk(lua_State *L)
     luaL_pushresult(&b);
     cr = anchor_str(L, &c, &crl);
 
-    sha256_hex(L, &c, cr, crl, hash);
-    luaL_buffinit(L, &b); /* StringToSign */
-    luaL_addstring(&b, "SDK-HMAC-SHA256\n");
-    luaL_addlstring(&b, date, dl);
-    luaL_addchar(&b, '\n');
-    luaL_addlstring(&b, hash, 64);
-    luaL_pushresult(&b);
-    sts = anchor_str(L, &c, &stsl);
-    hmac_hex(L, &c, sk, skl, sts, stsl, sig);
+    sts = sign_string(L, &c, "SDK-HMAC-SHA256", date, dl, cr, crl, sk, skl, &stsl, sig);
 
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "SDK-HMAC-SHA256 Access=");
@@ -650,15 +665,7 @@ static int l_sign_zc2(lua_State *L)
     luaL_pushresult(&b);
     cr = anchor_str(L, &c, &crl);
 
-    sha256_hex(L, &c, cr, crl, hash);
-    luaL_buffinit(L, &b); /* StringToSign */
-    luaL_addstring(&b, "ZC2-HMAC-SHA256\n");
-    luaL_addlstring(&b, ts, tsl);
-    luaL_addchar(&b, '\n');
-    luaL_addlstring(&b, hash, 64);
-    luaL_pushresult(&b);
-    sts = anchor_str(L, &c, &stsl);
-    hmac_hex(L, &c, pw, pwl, sts, stsl, sig);
+    sts = sign_string(L, &c, "ZC2-HMAC-SHA256", ts, tsl, cr, crl, pw, pwl, &stsl, sig);
 
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "ZC2-HMAC-SHA256 Credential=");
