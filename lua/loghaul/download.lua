@@ -204,9 +204,12 @@ function M.fetch(client, spec)
         req.resume_from = have
         if validator then req.headers["If-Range"] = validator end
       end
+      -- the expected size is learnt only from a 2xx answer's headers (same_file): the
+      -- progress callback also counts a 4xx/5xx error page, which is not the file
       req.progress = function(dltotal, dlnow)
-        if have == 0 and dltotal and dltotal > 0 then expected_total = dltotal end
-        if report then report(have + (dlnow or 0), expected_total) end
+        if report then
+          report(have + (dlnow or 0), expected_total or (dltotal and dltotal > 0 and have + dltotal or nil))
+        end
         return true
       end
       return true

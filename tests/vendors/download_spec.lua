@@ -129,20 +129,33 @@ describe("download.fetch", function()
   end)
 
   it("starts over when a resumed file changed size on the server", function()
+    -- the first size is learnt from the cut 200's Content-Length
     local c, session = new_client{
       { status = 200, file = string.rep("a", 100), cut = 40, headers = { ["Content-Length"] = "100" } },
       { status = 206, file = string.rep("b", 60), headers = { ["Content-Range"] = "bytes 40-199/200" } },
       { status = 200, file = string.rep("c", 200) },
     }
-    -- the progress callback is how the first size is learnt: feed it like the core would
-    local real = session.request
-    function session:request(req)
-      if req.progress and not req.resume_from then req.progress(100, 0, 0, 0) end
-      return real(self, req)
-    end
     local res = assert(fetch(c, dir .. "/f"))
     assert.equal(string.rep("c", 200), fake.read(res.path))
     assert.equal(3, #session.requests)
+    assert.is_nil(session.requests[3].resume_from)
+  end)
+
+  it("never takes the expected size from an error answer's body", function()
+    local c, session = new_client{
+      -- a 503 whose 50-byte error page the core reports through the progress callback
+      function(req)
+        req.progress(50, 0, 0, 0)
+        return { status = 503, headers = {}, body = string.rep("e", 50) }
+      end,
+      -- then the file, with no size and no validator, cut after 40 bytes
+      { status = 200, file = string.rep("a", 100), cut = 40 },
+      { status = 200, file = string.rep("a", 100) },
+    }
+    local res = assert(fetch(c, dir .. "/f"))
+    assert.equal(string.rep("a", 100), fake.read(res.path))
+    assert.equal(3, #session.requests)
+    -- nothing to check a resumed answer against: the third request starts over
     assert.is_nil(session.requests[3].resume_from)
   end)
 
