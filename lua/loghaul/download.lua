@@ -152,7 +152,9 @@ local function identity(res)
   return validator, total
 end
 
---- Downloads one file through the client's pipeline.
+--- Downloads one file through the client's pipeline. With a directory `dest`, the name is
+-- the final answer's Content-Disposition, else the one an earlier answer of this download
+-- gave (a resumed 206 may omit it), else `spec.default_name`.
 -- @tparam table client
 -- @tparam table spec `{ operation, url, headers, auth, decode (the vendor's envelope, for
 --   non-2xx answers), dest, name (the server's name when known before), default_name }`
@@ -177,6 +179,12 @@ function M.fetch(client, spec)
   end
   fs.remove(part) -- never splice a leftover of an earlier run into this file
   local last_res, expected_total, validator
+  -- the server's file name from the first 2xx answer that gave one: a resumed 206 often
+  -- omits Content-Disposition, and the name must not fall back to the default then
+  local server_name
+  local function note_name(res)
+    server_name = server_name or M.content_disposition_name(res.headers and res.headers["content-disposition"])
+  end
   -- A resumed answer (206) must be the same file as the bytes already in `part`: same
   -- validator (sent as If-Range, so a changed file comes back whole as a 200) and same size.
   -- Otherwise `part` is dropped and the download starts over instead of splicing.
@@ -217,6 +225,7 @@ function M.fetch(client, spec)
     on_error = function(err)
       local pr = err.partial
       if not pr or (pr.status ~= 200 and pr.status ~= 206) then return end
+      note_name(pr)
       if not same_file(pr) then fs.remove(part) validator, expected_total = nil, nil end
     end,
     decode = function(res, o, secrets)
@@ -238,6 +247,7 @@ function M.fetch(client, spec)
             message = ("the ranged answer ended at byte %s of %s"):format(tostring(size), tostring(rtotal)) })
         end
         last_res = res
+        note_name(res)
         return true
       end
       if res.status == 416 then
@@ -262,7 +272,7 @@ function M.fetch(client, spec)
   end
   if not final then
     local name = M.content_disposition_name(last_res.headers and last_res.headers["content-disposition"])
-      or spec.default_name
+      or server_name or spec.default_name
     local base, why = M.safe_name(name)
     if not base then
       fs.remove(part)

@@ -67,6 +67,20 @@ describe("download.fetch", function()
     assert.same({ "SN9-dump.tar.gz" }, fake.ls(dir .. "/sub"))
   end)
 
+  it("keeps the first answer's Content-Disposition name when a resumed 206 omits it", function()
+    local data = string.rep("x", 10) .. string.rep("y", 10)
+    local c, session = new_client{
+      { status = 200, file = data, cut = 10, headers = { ["Content-Length"] = "20", ETag = '"e1"',
+        ["Content-Disposition"] = "attachment; filename=SN7-dump.tar.gz" } },
+      { status = 206, file = data:sub(11), headers = { ETag = '"e1"', ["Content-Range"] = "bytes 10-19/20" } },
+    }
+    local res = assert(fetch(c, dir .. "/", { default_name = "fallback.tar.gz" }))
+    assert.equal(10, session.requests[2].resume_from)
+    assert.equal(dir .. "/SN7-dump.tar.gz", res.path)
+    assert.equal(data, fake.read(res.path))
+    assert.same({ "SN7-dump.tar.gz" }, fake.ls(dir))
+  end)
+
   it("refuses a hostile name and leaves nothing behind", function()
     local c = new_client{ { status = 200, file = "abc",
       headers = { ["Content-Disposition"] = 'attachment; filename="a\1b"' } } }
