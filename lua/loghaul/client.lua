@@ -49,6 +49,9 @@ end
 -- `connect_timeout`, `retry`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`,
 -- `now` (a clock in Unix seconds, for signers and deadlines), and `thread_pool` (in nginx: the
 -- `thread_pool` transfers run on, default "loghaul"; false runs them in the worker, blocking).
+-- `timeout` (default 300 s) limits each attempt of an API call; downloads run with no total
+-- limit (the session's low-speed abort still ends a stalled one) unless `timeout` is given,
+-- which then limits every attempt of a download too (`client.timeout`, nil when not given).
 -- @tparam table opts the user's options
 -- @tparam table spec `{ vendor =, default_endpoint =, user_agent = }`
 -- @treturn table the client
@@ -71,6 +74,7 @@ function M.new(opts, spec)
     error("loghaul: option insecure must be true or false", 3)
   end
   c.secrets = {}
+  c.timeout = opts.timeout
   c.core = load_core(opts)
   c.policy = retry.policy(opts.retry)
   c.budget = retry.budget(c.policy)

@@ -208,6 +208,9 @@ function M.fetch(client, spec)
         have = 0
       end
       req.output = part
+      -- a big file may take longer than the API calls' default total limit: no limit but
+      -- the session's low-speed abort, unless the user set `timeout` (then it applies)
+      req.timeout = client.timeout or 0
       if have > 0 then
         req.resume_from = have
         if validator then req.headers["If-Range"] = validator end

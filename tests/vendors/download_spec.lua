@@ -59,6 +59,20 @@ describe("download.fetch", function()
     assert.same({ "out.tar.gz" }, fake.ls(dir))
   end)
 
+  it("runs download transfers with no total time limit unless timeout was set", function()
+    local c, session = new_client{ { status = 200, file = "abc" } }
+    assert(fetch(c, dir .. "/a"))
+    assert.equal(0, session.requests[1].timeout) -- the session's low-speed abort still applies
+    local opts, session2 = fake.opts({ base_url = "https://files.test", timeout = 30 },
+                                     { { status = 200, file = "abc" } })
+    assert(fetch(client.new(opts, { vendor = "test" }), dir .. "/b"))
+    assert.equal(30, session2.requests[1].timeout)
+    -- API calls keep the session's default limit
+    local c3, session3 = new_client{ { status = 200, body = "{}" } }
+    assert(c3:call{ operation = "api", url = c3.base_url .. "/x", decode = envelope.huawei })
+    assert.is_nil(session3.requests[1].timeout)
+  end)
+
   it("takes the name from Content-Disposition into a dest directory, made safe", function()
     local c = new_client{ { status = 200, file = "abc",
       headers = { ["Content-Disposition"] = 'attachment; filename="../../etc/SN9-dump.tar.gz"' } } }
