@@ -124,7 +124,9 @@ local core_kinds = { network = "network", timeout = "timeout", tls = "tls", io =
                      invalid = "invalid", http = "http", aborted = "io" }
 
 --- Maps a failed core request (`{ kind, code, message }`) to an error object.
--- `reached` is false when the curl code proves the request never reached the server;
+-- `reached` is false when the request provably never reached the server: the core says
+-- `request_sent = false`, or (when it does not say) the curl code proves it; it is true
+-- whenever `request_sent` is true;
 -- `path` is kept for `io` errors; when an answer had started before the failure (a cut
 -- download), `partial` holds its `{ status, headers, bytes }` (ETag, Content-Range, how much
 -- reached the output) for a resume.
@@ -142,7 +144,15 @@ function M.from_core(cerr, secrets)
     kind = kind, code = code, retryable = retryable,
     message = M.redact(cerr.message or code or kind, secrets),
   }
-  e.reached = not never_reached[code or ""]
+  -- the core's request_sent (CURLINFO_REQUEST_SIZE) is the proof when it is there: false means
+  -- no byte of the request left this host (a connect timeout, a failed TLS handshake)
+  if cerr.request_sent == false then
+    e.reached = false
+  elseif cerr.request_sent == true then
+    e.reached = true
+  else
+    e.reached = not never_reached[code or ""]
+  end
   if type(cerr.path) == "string" then
     e.path = cerr.path
     if kind == "io" and not e.message:find(cerr.path, 1, true) then

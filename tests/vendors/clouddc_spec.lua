@@ -45,6 +45,24 @@ describe("clouddc", function()
     assert.equal(2, clock2.sleeps[1])
   end)
 
+  it("retries a create after a timeout that sent nothing, never after one that sent the request", function()
+    local dc, session = client{
+      { err = { kind = "timeout", code = "CURLE_OPERATION_TIMEDOUT", message = "connect timed out",
+                request_sent = false } },
+      { status = 202, body = TASK },
+    }
+    assert(dc:export_server_logs("srv-1"))
+    assert.equal(2, #session.requests)
+    local dc2, session2 = client{
+      { err = { kind = "timeout", code = "CURLE_OPERATION_TIMEDOUT", message = "no answer", request_sent = true } },
+      { status = 202, body = TASK },
+    }
+    local task, err = dc2:export_server_logs("srv-1")
+    assert.is_nil(task)
+    assert.equal("timeout", err.kind)
+    assert.equal(1, #session2.requests)
+  end)
+
   it("reads the status case-insensitively and retries status polls on 5xx", function()
     local dc, session = client{ { status = 503, body = "<html>busy</html>" },
                                 { status = 200, body = '{"export_id":"1","status":"COMPLETED","percentage":100}' } }

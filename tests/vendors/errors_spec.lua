@@ -38,6 +38,13 @@ describe("loghaul.errors", function()
     assert.equal("timeout", t.kind)
     assert.is_true(t.retryable)
     assert.is_true(t.reached)
+    -- request_sent (CURLINFO_REQUEST_SIZE) settles it either way
+    local ct = errors.from_core{ kind = "timeout", code = "CURLE_OPERATION_TIMEDOUT", message = "connect",
+                                 request_sent = false }
+    assert.is_false(ct.reached)
+    local sent = errors.from_core{ kind = "network", code = "CURLE_COULDNT_CONNECT", message = "odd",
+                                   request_sent = true }
+    assert.is_true(sent.reached)
     local tls = errors.from_core{ kind = "tls", code = "CURLE_PEER_FAILED_VERIFICATION", message = "bad cert" }
     assert.equal("tls", tls.kind)
     assert.is_false(tls.retryable)
