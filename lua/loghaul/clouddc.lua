@@ -150,22 +150,28 @@ end
 --- Statuses of an export that is still going.
 M.running = { processing = true, running = true }
 
+--- The shortest wait between status polls (seconds): a smaller `poll_interval` is raised
+-- to it, so `poll_interval = 0` never busy-polls the API.
+M.min_poll_interval = 1
+
 --- Creates an export, polls it (interval growing ×1.5 from `poll_interval` up to
 -- `max_poll_interval`) until `completed`, then downloads it. An unknown status is a failure.
 -- @tparam string server_id
 -- @tparam[opt] table opts `{ dest, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
---   (`timeout`: seconds to wait for the export to complete)
+--   (`timeout`: seconds to wait for the export to complete; `poll_interval` below 1 s is
+--   raised to 1 s, `M.min_poll_interval`)
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Dc:export_and_download(server_id, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
   opts = opts or {}
   local c = self.client
   local interval = opts.poll_interval or 5
-  local max_interval = math.max(opts.max_poll_interval or 60, interval)
   local timeout = opts.timeout or 1800
   if type(interval) ~= "number" or interval < 0 or type(timeout) ~= "number" or timeout < 0 then
     error("loghaul.clouddc: poll_interval and timeout must be non-negative numbers", 2)
   end
+  interval = math.max(interval, M.min_poll_interval)
+  local max_interval = math.max(opts.max_poll_interval or 60, interval)
   local deadline = c.now() + timeout
   local task, err = self:export_server_logs(server_id)
   if not task then return nil, err end

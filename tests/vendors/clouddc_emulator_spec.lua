@@ -10,7 +10,13 @@ local NAME = F.clouddc.sn .. "-dump.tar.gz"
 describe("clouddc against the emulator", function()
   local tmp, e
 
-  setup(function() e = T.start() end)
+  local clouddc_mod, min_poll = require "loghaul.clouddc", nil
+  -- sub-second export polls keep these runs short (the library waits at least 1 s)
+  setup(function()
+    e = T.start()
+    min_poll, clouddc_mod.min_poll_interval = clouddc_mod.min_poll_interval, 0
+  end)
+  teardown(function() clouddc_mod.min_poll_interval = min_poll end)
   before_each(function()
     T.reset()
     tmp = T.tmpdir()

@@ -99,6 +99,19 @@ describe("clouddc", function()
     os.execute("rm -rf " .. dir)
   end)
 
+  it("export_and_download waits at least 1 s between polls, even with poll_interval = 0", function()
+    local dir = fake.tmpdir()
+    local dc, _, clock = client{
+      { status = 202, body = TASK },
+      { status = 200, body = TASK },
+      { status = 200, body = '{"export_id":"1","status":"Completed","percentage":"100%"}' },
+      { status = 200, file = "TARGZ" },
+    }
+    assert(dc:export_and_download("srv-1", { dest = dir .. "/x.tar.gz", poll_interval = 0, max_poll_interval = 0 }))
+    assert.same({ 1, 1 }, clock.sleeps)
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("export_and_download fails on an unknown status and on its deadline", function()
     local dc = client{ { status = 202, body = '{"export_id":"1","status":"Failed"}' } }
     local _, err = dc:export_and_download("srv-1", {})
