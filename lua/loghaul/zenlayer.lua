@@ -122,16 +122,20 @@ local describe
 --   text of the API's cursor (nil at the end), or nil, err
 function Zl:describe_logs(params)
   if type(params) ~= "table" then error("loghaul.zenlayer: describe_logs(params): params must be a table", 2) end
-  local page, err = describe(self, params)
+  local page, err = describe(self, params, false)
   if not page and err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
   return page, err
 end
 
--- DescribeLogs itself; a refusal before sending is tagged by the caller
-describe = function(self, params)
+-- DescribeLogs itself; a refusal before sending is tagged by the caller. `range_checked`:
+-- each_log checked the whole range once at its start (windows it makes are legal), so a long
+-- iteration does not fail midway when its start drifts past 90 days ago
+describe = function(self, params, range_checked)
   local c = self.client
-  local ok, rerr = M.check_range(params.startTime, params.endTime, c.now())
-  if not ok then return nil, rerr end
+  if not range_checked then
+    local ok, rerr = M.check_range(params.startTime, params.endTime, c.now())
+    if not ok then return nil, rerr end
+  end
   local size = params.size
   if size ~= nil and (type(size) ~= "number" or size ~= math.floor(size) or size < 1 or size > M.max_size) then
     return nil, errors.invalid("size must be an integer from 1 to 1000", "INVALID_PARAMETER_VALUE")
@@ -178,8 +182,10 @@ end
 
 --- Iterates over every audit log record of a time range, following cursors and splitting
 -- a range longer than 30 days into legal windows (consecutive windows share their boundary
--- second; a record on it is yielded once). Raises the error object on a refused range or a
--- page that still fails after its retries (wrap in pcall).
+-- second; a record on it is yielded once). The range rules (format, order, 90 days) are
+-- checked once, at the start. Raises the error object on a refused range, on a page that
+-- still fails after its retries, and (`http` `CURSOR_LOOP`) when the server sends a cursor
+-- it already sent in the same window (wrap in pcall).
 -- @tparam table params `start_time`, `end_time` (UTC `yyyy-MM-ddTHH:mm:ssZ`), optional
 --   `res_uid`, `res_event`, `client_ip`, `page_size` (default and cap 1000)
 -- @treturn function an iterator yielding LogInfo records
@@ -201,6 +207,7 @@ function Zl:each_log(params)
   local ws, we = s, math.min(s + M.max_window - 1, e)
   local cursor, buf, idx, done, pages = nil, {}, 1, false, 0
   local seen_prev, seen_next = {}, {}
+  local cursors = {} -- raw texts of the cursors this window already sent: a repeat is a loop
   local report = progress.reporter(c, "page")
   return function()
     while true do
@@ -209,11 +216,14 @@ function Zl:each_log(params)
         return buf[idx - 1]
       end
       if done then return nil end
-      local page, err = self:describe_logs{
+      local page, err = describe(self, {
         startTime = util.format_utc(ws), endTime = util.format_utc(we), resUid = params.res_uid,
         resEvent = params.res_event, clientIP = params.client_ip, size = size, cursor = cursor,
-      }
-      if not page then error(err, 0) end
+      }, true)
+      if not page then
+        if err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
+        error(err, 0)
+      end
       pages = pages + 1
       if report then report(pages, nil) end
       -- drop what the previous window already gave on the shared boundary second
@@ -233,12 +243,14 @@ function Zl:each_log(params)
           done = true
         else
           ws, we = we, math.min(we + M.max_window - 1, e)
-          cursor, seen_prev, seen_next = nil, seen_next, {}
+          cursor, seen_prev, seen_next, cursors = nil, seen_next, {}, {}
         end
-      elseif page.cursor == cursor then
-        error(errors.new{ kind = "http", code = "CURSOR_REPEATED", vendor = "zenlayer", operation = "DescribeLogs",
-                          message = "the server sent back the same cursor; stopping instead of looping" }, 0)
+      elseif cursors[page.cursor] then
+        error(errors.new{ kind = "http", code = "CURSOR_LOOP", vendor = "zenlayer", operation = "DescribeLogs",
+                          message = "the server sent a cursor it already sent for this window ("
+                            .. page.cursor:sub(1, 64) .. "); stopping instead of looping" }, 0)
       else
+        cursors[page.cursor] = true
         cursor = page.cursor
       end
     end

@@ -157,6 +157,40 @@ describe("zenlayer:each_log", function()
     assert.equal(4, count) -- 3 windows × 2 edge records, shared edges once
   end)
 
+  it("raises CURSOR_LOOP when the server alternates cursors instead of looping forever", function()
+    local n = 0
+    local zl, session = client{ default = function()
+      n = n + 1
+      if n > 10 then error("still looping after 10 pages") end
+      local p = page({ { resEvent = "r" .. n, opsTime = "2023-08-01T12:00:00.000Z" } }, n % 2 == 1 and "[1]" or "[2]")
+      p.headers = {}
+      return p
+    end }
+    local ok, err = pcall(function()
+      for _ in zl:each_log{ start_time = "2023-08-01T00:00:00Z", end_time = "2023-08-02T00:00:00Z" } do end
+    end)
+    assert.is_false(ok)
+    assert.equal("CURSOR_LOOP", err.code)
+    assert.equal("http", err.kind)
+    assert.equal(3, #session.requests)
+  end)
+
+  it("checks the 90-day rule once, not again on every page of a long iteration", function()
+    local clock
+    local zl, session
+    zl, session, clock = client{ default = function()
+      -- a slow consumer: two days pass per page, and the start soon lies more than 90 days back
+      clock.t = clock.t + 2 * 86400
+      local n = #session.requests
+      return page({ { resEvent = "r" .. n, opsTime = "2023-05-15T00:00:00.000Z" } }, n < 3 and ("[" .. n .. "]") or nil)
+    end }
+    local got = {}
+    for rec in zl:each_log{ start_time = "2023-05-13T00:00:00Z", end_time = "2023-05-20T00:00:00Z" } do
+      got[#got + 1] = rec.resEvent
+    end
+    assert.same({ "r1", "r2", "r3" }, got)
+  end)
+
   it("raises the error object for a refused range, before sending", function()
     local zl, session = client{}
     local ok, err = pcall(zl.each_log, zl, { start_time = "2023-04-01T00:00:00Z", end_time = "2023-05-01T00:00:00Z" })
