@@ -175,7 +175,8 @@ end
 -- `op` fields: `operation` (name for errors), `method`, `url`, `headers`, `body` | `form`,
 -- `prepare(req, n)` (per attempt: output, resume, progress; may return nil, err),
 -- `auth` (an object with `apply(self, req, client)` and optionally `renew(self, err, client)`:
--- a token or a signature, applied to every attempt; an `auth` error is renewed once),
+-- a token or a signature, applied to every attempt; an `auth` error is renewed once, and the
+-- request after the renewal starts again from `op`'s own URL, method and body),
 -- `decode(res, op, secrets)` (an envelope decoder), `create` (retry only when the request
 -- provably never reached the server), `write` (not read-only: a timeout is not retried),
 -- `on_error(err, n)` (sees each failed attempt's error, e.g. a cut answer's `partial`
@@ -233,6 +234,9 @@ function Client:call(op)
         self:log("info", op.operation .. ": " .. errors.brief(err) .. ", renewing credentials once")
         local ok, rerr = op.auth:renew(err, self)
         if not ok then return nil, rerr or err, true end
+        -- start over from the operation itself: a redirect's URL, hop count or rewritten
+        -- method (a 303 turns a POST into a GET) belonged to the request that failed
+        url, method, body, form, hops, foreign = op.url, op.method or "GET", op.body, op.form, 0, false
       else
         return nil, err
       end

@@ -53,6 +53,28 @@ describe("the request pipeline", function()
     assert.matches("after 3 attempts %(HTTP 503 SERVICE_TEMPORARY_UNAVAILABLE; HTTP 503", tostring(err))
   end)
 
+  it("after renewing credentials, retries the operation's own URL, method and body", function()
+    local opts, session = fake.opts({ endpoint = "https://dc.test", project_id = "p1",
+      auth = { iam_endpoint = "https://iam.test", user = "U", password = "PW-secret-1", domain = "D",
+               project = "p" } }, {
+      { status = 201, headers = { ["X-Subject-Token"] = "T1" }, body = "{}" },
+      { status = 303, headers = { Location = "/v1/p1/elsewhere" } },
+      { status = 401, body = '{"error_code":"APIG.1002","error_msg":"token expired"}' },
+      { status = 201, headers = { ["X-Subject-Token"] = "T2" }, body = "{}" },
+      { status = 202, body = '{"export_id":"1","status":"Running"}' },
+    })
+    local dc = loghaul.clouddc(opts)
+    assert(dc:export_server_logs("srv-1"))
+    local r = session.requests
+    assert.equal(5, #r)
+    assert.equal("GET", r[3].method)
+    assert.equal("https://dc.test/v1/p1/elsewhere", r[3].url)
+    assert.equal("POST", r[5].method)
+    assert.equal("https://dc.test/v1/p1/physicalservers/srv-1/logs/exports", r[5].url)
+    assert.equal("{}", r[5].body)
+    assert.equal("T2", r[5].headers["X-Auth-Token"])
+  end)
+
   it("treats a truncated JSON answer as an http error", function()
     local opts = fake.opts({ access_key_id = "A", access_key_password = "PPPP", retry = { max_attempts = 1 } },
                            { { status = 200, body = '{"requestId":"r","response":{"dataSet":[' } })
