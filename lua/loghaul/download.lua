@@ -242,8 +242,9 @@ function M.fetch(client, spec)
             message = "the file changed on the server during the download; starting over" })
         end
         -- a 206 may end before the file does (`bytes 5-9/20`): curl sees a complete answer,
-        -- but `part` is not the whole file yet; resume from where it stops (or start over)
-        local rtotal, size = res.status == 206 and range_total(res), fs.size(part)
+        -- but `part` is not the whole file yet; resume from where it stops (or start over).
+        -- Without a total in Content-Range (`bytes 5-9/*`) the size learnt before is the check.
+        local rtotal, size = res.status == 206 and (range_total(res) or expected_total), fs.size(part)
         if rtotal and size ~= rtotal then
           if not size or size > rtotal then fs.remove(part) validator, expected_total = nil, nil end
           return nil, envelope.http_error(res, { kind = "http", code = "INCOMPLETE_RANGE", retryable = true,

@@ -187,6 +187,19 @@ describe("download.fetch", function()
     assert.is_nil(session.requests[3].resume_from)
   end)
 
+  it("starts over when a resume without validator ends past the size the file had", function()
+    local c, session = new_client{
+      { status = 200, file = string.rep("a", 100), cut = 40, headers = { ["Content-Length"] = "100" } },
+      -- no validator to send as If-Range, and a Content-Range without the total: only the size tells
+      { status = 206, file = string.rep("b", 160), headers = { ["Content-Range"] = "bytes 40-199/*" } },
+      { status = 200, file = string.rep("c", 200) },
+    }
+    local res = assert(fetch(c, dir .. "/f"))
+    assert.equal(string.rep("c", 200), fake.read(res.path))
+    assert.equal(40, session.requests[2].resume_from)
+    assert.is_nil(session.requests[3].resume_from)
+  end)
+
   it("does not hand back a file cut short by a 206 that ends before the file does", function()
     local data = string.rep("0123456789", 2)
     local c, session = new_client{
