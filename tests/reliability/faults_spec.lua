@@ -40,17 +40,16 @@ local function fetch(c, url, dest)
 end
 
 describe("fault injection", function()
-  -- sub-second export polls keep these runs short (the library waits at least 1 s)
-  local clouddc_mod, min_poll = require "loghaul.clouddc", nil
+  local restore_polls
   setup(function()
-    min_poll, clouddc_mod.min_poll_interval = clouddc_mod.min_poll_interval, 0
+    restore_polls = vendors.fast_export_polls()
     E = emu.start()
     emu.reset()
     vendors.reset()
     dir = tu.tmpdir()
   end)
   teardown(function()
-    clouddc_mod.min_poll_interval = min_poll
+    restore_polls()
     emu.reset()
     vendors.reset()
     tu.rmdir(dir)

@@ -52,10 +52,9 @@ local function common(extra)
 end
 
 describe("secrets", function()
-  -- sub-second export polls keep these runs short (the library waits at least 1 s)
-  local clouddc_mod, min_poll = require "loghaul.clouddc", nil
+  local restore_polls
   setup(function()
-    min_poll, clouddc_mod.min_poll_interval = clouddc_mod.min_poll_interval, 0
+    restore_polls = vendors.fast_export_polls()
     E = emu.start()
     emu.reset()
     vendors.reset()
@@ -66,7 +65,7 @@ describe("secrets", function()
     f:close()
   end)
   teardown(function()
-    clouddc_mod.min_poll_interval = min_poll
+    restore_polls()
     emu.reset()
     vendors.reset()
     tu.rmdir(dir)

@@ -10,13 +10,12 @@ local NAME = F.clouddc.sn .. "-dump.tar.gz"
 describe("clouddc against the emulator", function()
   local tmp, e
 
-  local clouddc_mod, min_poll = require "loghaul.clouddc", nil
-  -- sub-second export polls keep these runs short (the library waits at least 1 s)
+  local restore_polls
   setup(function()
     e = T.start()
-    min_poll, clouddc_mod.min_poll_interval = clouddc_mod.min_poll_interval, 0
+    restore_polls = require("helpers.vendors").fast_export_polls()
   end)
-  teardown(function() clouddc_mod.min_poll_interval = min_poll end)
+  teardown(function() restore_polls() end)
   before_each(function()
     T.reset()
     tmp = T.tmpdir()
