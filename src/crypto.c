@@ -178,22 +178,46 @@ static int push_io_error(lua_State *L, const char *path, int e)
     return 2;
 }
 
+lh_sha256_ctx *lh_sha256_begin(void)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+int lh_sha256_update(lh_sha256_ctx *ctx, const void *p, size_t n)
+{
+    return EVP_DigestUpdate(ctx, p, n) == 1 ? 0 : -1;
+}
+
+int lh_sha256_end(lh_sha256_ctx *ctx, char hex[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctx, md, &len) != 1 || len != 32)
+        return -1;
+    lh_hex(md, sizeof md, hex);
+    return 0;
+}
+
+void lh_sha256_free(lh_sha256_ctx *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
 /* Hashes the open file fd into hex (65 bytes). Returns 0, or an errno value (EIO when
  * OpenSSL itself fails). Owns no Lua state, so it can clean up on every path. */
 static int hash_fd(int fd, char hex[65])
 {
-    unsigned char md[32];
-    unsigned int mdlen = 0;
     int err = 0;
     unsigned char *buf = malloc(FILE_CHUNK);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    lh_sha256_ctx *ctx = lh_sha256_begin();
 
     if (buf == NULL || ctx == NULL) {
         err = ENOMEM;
-        goto done;
-    }
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        err = EIO;
         goto done;
     }
     for (;;) {
@@ -206,18 +230,15 @@ static int hash_fd(int fd, char hex[65])
         }
         if (got == 0)
             break;
-        if (EVP_DigestUpdate(ctx, buf, (size_t)got) != 1) {
+        if (lh_sha256_update(ctx, buf, (size_t)got) != 0) {
             err = EIO;
             goto done;
         }
     }
-    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+    if (lh_sha256_end(ctx, hex) != 0)
         err = EIO;
-        goto done;
-    }
-    lh_hex(md, sizeof md, hex);
 done:
-    EVP_MD_CTX_free(ctx);
+    lh_sha256_free(ctx);
     free(buf);
     return err;
 }

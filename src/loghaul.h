@@ -21,6 +21,14 @@ int lh_sha256(const void *in, size_t n, unsigned char out[32]);
 int lh_hmac_sha256(const void *key, size_t klen, const void *in, size_t n, unsigned char out[32]);
 int lh_sha256_hex(const void *in, size_t n, char out[65]);
 
+/* crypto.c: incremental SHA-256, for sha256_file and for a download hashed as it is written.
+ * begin returns NULL when out of memory; update and end return 0, or -1 when OpenSSL fails. */
+typedef struct evp_md_ctx_st lh_sha256_ctx;
+lh_sha256_ctx *lh_sha256_begin(void);
+int lh_sha256_update(lh_sha256_ctx *ctx, const void *p, size_t n);
+int lh_sha256_end(lh_sha256_ctx *ctx, char hex[65]);
+void lh_sha256_free(lh_sha256_ctx *ctx);
+
 /* crypto.c: errno as its symbolic name ("ENOSPC") and as text, both thread-safe;
  * tmp/buf are the caller's scratch space. */
 const char *lh_errno_name(int e, char *tmp, size_t size);

@@ -61,6 +61,9 @@ typedef struct {
     int fd;
     curl_off_t resume_from, file_bytes;
     int sink_chosen, to_file, restarted;
+    /* SHA-256 of the whole output as it is written (request sha256 = true), so the caller
+     * need not read the file back; dropped when the output only gets the tail (a 206) */
+    lh_sha256_ctx *md;
     /* progress */
     int progress_idx, error_slot;
     double last_progress;
@@ -268,6 +271,12 @@ static int l_tostring(lua_State *L)
 
 /* ---- libcurl callbacks: C only, except progress, which is under lua_pcall --- */
 
+static void drop_hash(xfer_t *x)
+{
+    lh_sha256_free(x->md);
+    x->md = NULL;
+}
+
 /* Finds "content-range: bytes START-..." and checks START. */
 typedef struct {
     curl_off_t start;
@@ -343,6 +352,7 @@ static int choose_sink(xfer_t *x)
                 x->fail = FAIL_RANGE_MISMATCH;
                 return 0;
             }
+            drop_hash(x); /* the bytes before resume_from are not seen here */
         } else {
             /* the server sent the whole file again: start the output over */
             if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
@@ -351,6 +361,10 @@ static int choose_sink(xfer_t *x)
                 return 0;
             }
             x->restarted = 1;
+            if (x->md != NULL) { /* the whole file comes again: so does its hash */
+                lh_sha256_free(x->md);
+                x->md = lh_sha256_begin();
+            }
         }
     }
     return 1;
@@ -376,6 +390,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         done += (size_t)w;
     }
     x->file_bytes += (curl_off_t)n;
+    if (x->md != NULL && lh_sha256_update(x->md, p, n) != 0)
+        drop_hash(x); /* the caller falls back to hashing the file */
     return n;
 }
 
@@ -422,6 +438,8 @@ static void xfer_release(xfer_t *x)
         fclose(x->body_file);
     if (x->fd >= 0)
         close(x->fd);
+    lh_sha256_free(x->md);
+    x->md = NULL;
     free(x->body.data);
     free(x->head.data);
     x->headers = NULL, x->mime = NULL, x->body_file = NULL, x->fd = -1;
@@ -632,9 +650,14 @@ static int push_result(lua_State *L, xfer_t *x)
     lh_headers_parse(x->head.data, x->head.len, on_result_header, L);
     lua_setfield(L, -2, "headers");
     if (x->to_file) {
+        char hex[65];
         set_integer(L, "bytes", (lua_Integer)x->file_bytes);
         lua_pushboolean(L, x->restarted);
         lua_setfield(L, -2, "restarted");
+        if (x->md != NULL && lh_sha256_end(x->md, hex) == 0) {
+            lua_pushstring(L, hex);
+            lua_setfield(L, -2, "sha256");
+        }
     } else {
         lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
         lua_setfield(L, -2, "body");
@@ -730,7 +753,7 @@ static int push_failure(lua_State *L, xfer_t *x, CURLcode rc, const char *errbuf
 /* ---- session:request -------------------------------------------------------- */
 
 static const char *const request_keys[] = {"method", "url", "headers", "body", "body_file", "form",
-                                           "output", "resume_from", "progress", "timeout", NULL};
+                                           "output", "resume_from", "progress", "timeout", "sha256", NULL};
 
 /* Stack slots used by request, fixed so the callbacks can find them. The strings in
  * SLOT_BODY and SLOT_OUTPUT stay referenced even if a callback empties the table. */
@@ -757,9 +780,10 @@ static void set_method(CURL *e, const char *method, int has_body)
 // `output`: sends `Range` and appends; a 200 answer restarts the file), `progress`
 // (`function(dltotal, dlnow, ultotal, ulnow)`, called at most 10 times a second; an error or a
 // `false` return aborts the transfer), `timeout` (seconds for this request, overriding the
-// session's; 0 = none)
+// session's; 0 = none), `sha256` (with `output`: hash the output as it is written)
 // @return `{ status, headers, body | (nothing when streamed), bytes, uploaded, url, reused,
-// restarted, time }`, or `nil, { kind, code, message }` with kind one of network, timeout, tls,
+// restarted, sha256, time }` (`sha256`: hex of the whole output file, when asked for and the
+// answer wrote all of it, i.e. not a resumed 206), or `nil, { kind, code, message }` with kind one of network, timeout, tls,
 // io, invalid, aborted, http; `request_sent` tells whether any of the request left this host
 // (false: the server never saw it); when an answer had started (a cut download), the error
 // also has its `status`, `headers` and the `bytes` written to `output`
@@ -821,6 +845,13 @@ static int l_request(lua_State *L)
     x->resume_from = (curl_off_t)opt_number(L, ARG_OPTS, "resume_from", 0, 0);
     if (x->resume_from > 0 && x->output == NULL)
         return luaL_error(L, "request: resume_from needs output");
+    if (opt_boolean(L, ARG_OPTS, "sha256", 0)) {
+        if (x->output == NULL)
+            return luaL_error(L, "request: sha256 needs output");
+        x->md = lh_sha256_begin();
+        if (x->md == NULL)
+            return luaL_error(L, "out of memory");
+    }
 
     timeout = opt_number(L, ARG_OPTS, "timeout", -1, -1);
     curl_easy_reset(s->easy); /* keeps the connection cache, drops the last request's options */

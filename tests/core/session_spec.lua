@@ -149,14 +149,23 @@ describe("core.session", function()
       assert.is_nil(res.body)
       assert.equal(f.size, res.bytes)
       assert.equal(f.sha256, util.sha256sum(out))
+      assert.is_nil(res.sha256) -- only when asked for
+    end)
+
+    it("hashes the output as it writes it, when asked", function()
+      local out = tmp .. "/hashed.bin"
+      local res = assert(s:request{ url = f.url, output = out, sha256 = true })
+      assert.equal(f.sha256, res.sha256)
+      assert.equal(f.sha256, util.sha256sum(out))
     end)
 
     it("appends exactly the missing bytes when resuming with Range", function()
       local out = tmp .. "/resumed.bin"
       local half = math.floor(f.size / 3)
       util.copy_prefix(f.path, out, half + 100)  -- extra bytes past resume_from are cut off
-      local res = assert(s:request{ url = f.url, output = out, resume_from = half })
+      local res = assert(s:request{ url = f.url, output = out, resume_from = half, sha256 = true })
       assert.equal(206, res.status)
+      assert.is_nil(res.sha256) -- it saw only the tail: no hash that could be taken for the file's
       assert.equal(f.size - half, res.bytes)
       assert.equal(f.size, util.size(out))
       assert.equal(f.sha256, util.sha256sum(out))
@@ -350,6 +359,8 @@ describe("core.session", function()
         "request: field 'progress' (function expected, got number)")
       assert.has_error(function() s:request{ url = e.base_url, resume_from = 5 } end,
         "request: resume_from needs output")
+      assert.has_error(function() s:request{ url = e.base_url, sha256 = true } end,
+        "request: sha256 needs output")
       assert.has_error(function() s:request{ url = e.base_url, form = { { name = "x" } } } end,
         "request: form part 1 needs a name and exactly one of path or data")
       assert.has_error(function() s.request(io.stdout, { url = "x" }) end)
