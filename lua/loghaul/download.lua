@@ -8,6 +8,7 @@ local fs = require "loghaul.fs"
 local json = require "loghaul.json"
 local progress = require "loghaul.progress"
 local runtime = require "loghaul.runtime"
+local util = require "loghaul.util"
 
 local M = {}
 
@@ -126,7 +127,7 @@ local function not_the_file(res, part)
     message = v.errmsg or v.error_msg or v.message
   end
   if code == nil and not looks_json then return nil end
-  code = require("loghaul.util").code(code)
+  code = util.code(code)
   if code == "0" then code = nil end
   local kind = (code == "10004" or code == "10005") and "auth" or (code and "api" or "http")
   return envelope.http_error(res, {
@@ -153,8 +154,8 @@ local function identity(res)
 end
 
 --- Downloads one file through the client's pipeline. With a directory `dest`, the name is
--- the final answer's Content-Disposition, else the one an earlier answer of this download
--- gave (a resumed 206 may omit it), else `spec.default_name`.
+-- the Content-Disposition of the latest answer that had one (a resumed 206 may omit it),
+-- else `spec.default_name`.
 -- @tparam table client
 -- @tparam table spec `{ operation, url, headers, auth, decode (the vendor's envelope, for
 --   non-2xx answers), dest, name (the server's name when known before), default_name }`
@@ -179,11 +180,11 @@ function M.fetch(client, spec)
   end
   fs.remove(part) -- never splice a leftover of an earlier run into this file
   local last_res, expected_total, validator
-  -- the server's file name from the first 2xx answer that gave one: a resumed 206 often
-  -- omits Content-Disposition, and the name must not fall back to the default then
+  -- the server's file name from the latest answer that gave one: a resumed 206 often omits
+  -- Content-Disposition, and the name must not fall back to the default then
   local server_name
   local function note_name(res)
-    server_name = server_name or M.content_disposition_name(res.headers and res.headers["content-disposition"])
+    server_name = M.content_disposition_name(res.headers and res.headers["content-disposition"]) or server_name
   end
   -- A resumed answer (206) must be the same file as the bytes already in `part`: same
   -- validator (sent as If-Range, so a changed file comes back whole as a 200) and same size.
@@ -208,6 +209,7 @@ function M.fetch(client, spec)
         have = 0
       end
       req.output = part
+      req.sha256 = true -- the core hashes what it writes: no second read of the file after
       -- a big file may take longer than the API calls' default total limit: no limit but
       -- the session's low-speed abort, unless the user set `timeout` (then it applies)
       req.timeout = client.timeout or 0
@@ -275,8 +277,7 @@ function M.fetch(client, spec)
     return nil, err
   end
   if not final then
-    local name = M.content_disposition_name(last_res.headers and last_res.headers["content-disposition"])
-      or server_name or spec.default_name
+    local name = server_name or spec.default_name
     local base, why = M.safe_name(name)
     if not base then
       fs.remove(part)
@@ -287,7 +288,9 @@ function M.fetch(client, spec)
     final = join(target.dir, base)
   end
   local bytes = fs.size(part)
-  local sha, serr = runtime.sha256_file(client.core, part, client.transfer_ctx)
+  -- the core's hash covers the whole file unless the last answer was a resumed 206
+  local sha, serr = last_res.sha256, nil
+  if not sha then sha, serr = runtime.sha256_file(client.core, part, client.transfer_ctx) end
   if not bytes or not sha then
     fs.remove(part)
     -- the core's error is a table { kind, code, message } whose message already names the path

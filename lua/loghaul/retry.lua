@@ -7,7 +7,9 @@ local M = {}
 --- Default policy values (seconds). `deadline` bounds one operation, retries and waits included.
 M.defaults = { max_attempts = 5, base_delay = 0.5, max_delay = 20, max_retry_after = 60, deadline = 900 }
 
+local errors = require "loghaul.errors"
 local runtime = require "loghaul.runtime"
+local util = require "loghaul.util"
 
 --- Sleeps for `seconds`, the only place loghaul waits: `runtime.sleep` (`ngx.sleep` in an
 -- nginx phase that can yield, else `core.sleep`, which blocks).
@@ -16,8 +18,8 @@ function M.sleep(seconds)
   return runtime.sleep(seconds)
 end
 
---- Unix seconds with sub-second resolution: `runtime.now` (`ngx.now` in nginx, else the
--- core's monotonic clock anchored to Unix time).
+--- Unix seconds with sub-second resolution: `runtime.now` (`ngx.now` in nginx, else
+-- `core.time`, the wall clock).
 -- @treturn number
 function M.now()
   return runtime.now()
@@ -71,7 +73,6 @@ function M.parse_retry_after(v, now)
   local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9,
                    Oct = 10, Nov = 11, Dec = 12 }
   if not months[mon] then return nil end
-  local util = require "loghaul.util"
   local t = util.parse_utc(("%s-%02d-%sT%s:%s:%sZ"):format(y, months[mon], d, h, mi, s))
   if not t then return nil end
   return math.max(0, t - (now or os.time()))
@@ -164,7 +165,7 @@ function M.run(ctx, attempt)
     end
     if ctx.log then
       ctx.log("info", ("retrying in %.2fs after %s (attempt %d of %d)"):format(
-        wait, require("loghaul.errors").brief(err), n, policy.max_attempts))
+        wait, errors.brief(err), n, policy.max_attempts))
     end
     sleep(wait)
   end
