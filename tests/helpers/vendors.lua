@@ -9,6 +9,7 @@
 local cjson = require "cjson"
 local emu = require "helpers.emulator"
 local shell = require "helpers.shell"
+local util = require "helpers.util"
 
 local M = {}
 
@@ -56,6 +57,26 @@ function M.fast_export_polls()
   local saved = clouddc.min_poll_interval
   clouddc.min_poll_interval = 0
   return function() clouddc.min_poll_interval = saved end
+end
+
+--- The setup of a spec file whose clients run whole vendor chains against the emulator:
+-- fast CloudDC polls (see fast_export_polls), the emulator started with its faults, counters
+-- and vendor state cleared, and a fresh temporary folder.
+-- @treturn table the emulator's table (helpers.emulator start())
+-- @treturn string the folder
+-- @treturn function for teardown: restores the poll floor, clears the emulator again, removes the folder
+function M.open_suite()
+  local restore_polls = M.fast_export_polls()
+  local e = emu.start()
+  emu.reset()
+  M.reset()
+  local dir = util.tmpdir()
+  return e, dir, function()
+    restore_polls()
+    emu.reset()
+    M.reset()
+    util.rmdir(dir)
+  end
 end
 
 return M

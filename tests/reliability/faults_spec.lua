@@ -8,6 +8,7 @@ local envelope = require "loghaul.envelope"
 local loghaul = require "loghaul"
 local emu = require "helpers.emulator"
 local vendors = require "helpers.vendors"
+local shell = require "helpers.shell"
 local tu = require "helpers.util"
 
 local E, dir
@@ -40,19 +41,10 @@ local function fetch(c, url, dest)
 end
 
 describe("fault injection", function()
-  local restore_polls
-  setup(function()
-    restore_polls = vendors.fast_export_polls()
-    E = emu.start()
-    emu.reset()
-    vendors.reset()
-    dir = tu.tmpdir()
-  end)
+  local close_suite
+  setup(function() E, dir, close_suite = vendors.open_suite() end)
   teardown(function()
-    restore_polls()
-    emu.reset()
-    vendors.reset()
-    tu.rmdir(dir)
+    close_suite()
     print(("\nfaults injected: %d, downloads: %d, resumed: %d"):format(counts.faults, counts.downloads, counts.resumed))
   end)
 
@@ -142,9 +134,7 @@ describe("fault injection", function()
     local dest = dir .. "/dc/"
     os.execute("mkdir -p " .. dest)
     local old = dest .. fx.sn .. "-dump.tar.gz"
-    local f = assert(io.open(old, "wb"))
-    f:write("yesterday")
-    f:close()
+    shell.write_file(old, "yesterday")
     local dc = loghaul.clouddc{ endpoint = E.base_url, ca_file = E.ca_file, project_id = fx.project_id, log = false,
       auth = { access_key = fx.access_key, secret_key = fx.secret_key },
       retry = { max_attempts = 3, base_delay = 0.001, max_delay = 0.01 } }
@@ -162,6 +152,7 @@ describe("fault injection", function()
                method = "GET", cut_after = 1000, count = 1 }
     local got = assert(dc:export_and_download(fx.server_id, { dest = dest, poll_interval = 0 }))
     assert.equal(old, got.path)
+    assert.equal(tu.sha256sum(E.dir .. "/www/_vfiles/clouddc-300000.tar.gz"), tu.sha256sum(old))  -- the emulator's archive
     assert.equal(tu.sha256sum(old), got.sha256)
     assert.is_true(got.bytes > 1000)
     assert.same({ fx.sn .. "-dump.tar.gz" }, tu.ls(dest))
@@ -184,13 +175,23 @@ describe("fault injection", function()
     local st = vendors.state().yeastar
     assert.is_true(st.refreshes + st.logins >= 2)
     local file = assert(pbx:download_system_logs({ page.data[1].file_name }, { dest = dir .. "/ys/" }))
+    -- the tar as the emulator built it for the last download URL it issued
+    local function served_file(f) return E.dir .. "/www/_vfiles/" .. f.path:match("([^/]+)$") end
+    assert.equal(tu.sha256sum(served_file(file)), tu.sha256sum(file.path))
     assert.equal(tu.sha256sum(file.path), file.sha256)
-    -- the URL expires between getting it and using it
+    -- the URL expires between getting it and using it: the download is held back past its 1 s life
     local link = assert(pbx:system_log_download_url{ page.data[1].file_name })
     os.execute("sleep 1.3")
+    local before = vendors.state().yeastar
+    emu.fault{ path = "/api/download/", delay = 1.2, count = 1 }
     local file2 = assert(pbx:download_system_logs({ page.data[1].file_name }, { dest = dir .. "/ys2/" }))
+    local after = vendors.state().yeastar
+    assert.equal(tu.sha256sum(served_file(file2)), tu.sha256sum(file2.path))
     assert.equal(tu.sha256sum(file2.path), file2.sha256)
     assert.is_string(link.download_resource_url)
+    assert.equal(1, after.stale_downloads - before.stale_downloads)   -- the stale URL was met once,
+    assert.equal(2, after.download_urls - before.download_urls)       -- renewed,
+    assert.equal(1, after.downloads - before.downloads)               -- and the download then completed
     counts.faults = counts.faults + 2
     vendors.reset()
   end)

@@ -5,7 +5,7 @@ local loghaul = require "loghaul"
 local errors = require "loghaul.errors"
 local emu = require "helpers.emulator"
 local vendors = require "helpers.vendors"
-local tu = require "helpers.util"
+local shell = require "helpers.shell"
 
 local E, dir, fx, logs, seen_tokens
 
@@ -52,24 +52,13 @@ local function common(extra)
 end
 
 describe("secrets", function()
-  local restore_polls
+  local close_suite
   setup(function()
-    restore_polls = vendors.fast_export_polls()
-    E = emu.start()
-    emu.reset()
-    vendors.reset()
+    E, dir, close_suite = vendors.open_suite()
     fx = vendors.fixtures
-    dir = tu.tmpdir()
-    local f = assert(io.open(dir .. "/OELOG_1_10.1.2.3_20250226162127.zip", "wb"))
-    f:write("PK zip")
-    f:close()
+    shell.write_file(dir .. "/OELOG_1_10.1.2.3_20250226162127.zip", "PK zip")
   end)
-  teardown(function()
-    restore_polls()
-    emu.reset()
-    vendors.reset()
-    tu.rmdir(dir)
-  end)
+  teardown(function() close_suite() end)
   before_each(function()
     logs, seen_tokens = {}, {}
     emu.reset()
@@ -96,8 +85,8 @@ describe("secrets", function()
     keep(cms:upload_client_log(dir .. "/OELOG_1_10.1.2.3_20250226162127.zip"))
     keep(dc:export_server_logs(fx.clouddc.server_id))
     keep(dci:export_and_download(fx.clouddc.server_id, { dest = dir .. "/dc/", poll_interval = 0 }))
-    local page = pbx:list_system_logs{ page = 1, page_size = 2 }
-    keep(page)
+    local page, perr = pbx:list_system_logs{ page = 1, page_size = 2 }
+    keep(page, perr)
     local day = page and page.data[1] and page.data[1].file_name or "20240422"
     keep(pbx:download_system_logs({ day }, { dest = dir .. "/ys/" }))
     keep(zl:describe_logs{ startTime = os.date("!%Y-%m-%dT00:00:00Z", os.time() - 3 * 86400),
@@ -158,7 +147,11 @@ describe("secrets", function()
     end
     emu.fault{ path = "/", status = 503, retry_after = 0 }
     local results = run_all(cs)
-    for i, r in ipairs(results) do assert.is_nil(r[1], "operation " .. i .. " succeeded") end
+    for i, r in ipairs(results) do
+      assert.is_nil(r[1], "operation " .. i .. " succeeded")
+      -- an error object, so check_everything below looks into it
+      assert.is_true(errors.is(r[2]), "operation " .. i .. " returned no error object")
+    end
     check_everything(cs, results)
     emu.reset()
   end)
