@@ -57,9 +57,4 @@ function M.requests()
   return out
 end
 
---- The raw log (all heads), for secret checks.
-function M.log_text()
-  return read(state.dir .. "/requests.log") or ""
-end
-
 return M

@@ -4,6 +4,7 @@
 local loghaul = require "loghaul"
 local errors = require "loghaul.errors"
 local hostile = require "reliability.hostile"
+local shell = require "helpers.shell"
 local tu = require "helpers.util"
 
 local H, dir
@@ -89,9 +90,7 @@ describe("hostile servers", function()
   setup(function()
     H = hostile.start()
     dir = tu.tmpdir()
-    local f = assert(io.open(dir .. "/up.zip", "wb"))
-    f:write("PK\3\4 fake zip")
-    f:close()
+    shell.write_file(dir .. "/up.zip", "PK\3\4 fake zip")
   end)
   teardown(function()
     hostile.stop()
@@ -206,6 +205,7 @@ describe("hostile servers", function()
   end)
 
   it("credentials never follow a redirect to another host", function()
+    local elsewhere = 0   -- requests that did reach the other host: the checks below ran on them
     for _, target in ipairs{ H.other .. "/landing", "http://localhost:" .. H.port .. "/landing" } do
       for _, status in ipairs{ "", " 307" } do
         for _, op in ipairs(OPS) do
@@ -224,9 +224,11 @@ describe("hostile servers", function()
           local d = dest()
           try(op, clients(), d)
           only_in(d)
-          local text = hostile.log_text()
-          for _, r in ipairs(hostile.requests()) do
+          local requests = hostile.requests()
+          assert.is_true(#requests > 0, op[1] .. ": no request reached the server")
+          for _, r in ipairs(requests) do
             if not r.host:find("^127%.0%.0%.1") then
+              elsewhere = elsewhere + 1
               local h = r.head:lower()
               assert.is_nil(h:find("\nauthorization:", 1, true), op[1] .. ": Authorization followed to " .. r.host)
               assert.is_nil(h:find("\nx-auth-token:", 1, true), op[1] .. ": X-Auth-Token followed to " .. r.host)
@@ -234,10 +236,10 @@ describe("hostile servers", function()
               no_secret(r.head, "the redirect target (" .. op[1] .. ")")
             end
           end
-          assert.is_string(text)
         end
       end
     end
+    assert.is_true(elsewhere > 0, "no redirect was followed: nothing was checked")
   end)
 
   it("server-chosen file names with ../, /, NUL and control characters stay inside dest", function()
@@ -247,6 +249,7 @@ describe("hostile servers", function()
       hostile.mode("name " .. hostile.hex(name))
       local d = dest()
       local res, err = try(OPS[6], clients(), d)
+      if name == "ok-name.tar.gz" then assert.is_truthy(res, "a plain name refused: " .. tostring(err)) end
       if res then
         assert.equal(d, res.path:sub(1, #d))
         assert.is_nil(res.path:sub(#d + 1):find("/"), "a sub-path: " .. res.path)
