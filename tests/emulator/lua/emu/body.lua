@@ -29,6 +29,19 @@ local function from_buffered(size)
   end
 end
 
+--- The whole (small) request body as a string ("" when none), from memory or the temp file.
+function M.read_all()
+  ngx.req.read_body()
+  local s = ngx.req.get_body_data()
+  if s then return s end
+  local path = ngx.req.get_body_file()
+  local f = path and io.open(path, "rb")
+  if not f then return "" end
+  s = f:read("*a")
+  f:close()
+  return s or ""
+end
+
 --- Iterator over body chunks of at most `size` bytes. Raises on a broken client.
 function M.chunks(size)
   size = size or M.CHUNK

@@ -125,13 +125,8 @@ local function fire(s)
     for k, v in pairs(s.headers or {}) do headers[k] = v end
     if s.retry_after then headers["Retry-After"] = tostring(s.retry_after) end
     if s.content_type then headers["Content-Type"] = s.content_type end
-    local body = s.body or json.encode { error = "emulated fault", status = status, fault = s.id }
-    ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
-    for k, v in pairs(headers) do ngx.header[k] = v end
-    ngx.header["Content-Length"] = #body
-    ngx.print(body)
-    return ngx.exit(ngx.HTTP_OK)  -- ends the request from any phase (the status is already set)
+    return json.reply(s.body or json.encode { error = "emulated fault", status = status, fault = s.id },
+      status, headers)
   end
   -- delay only: carry on with the normal answer
 end

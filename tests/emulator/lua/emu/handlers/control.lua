@@ -4,21 +4,14 @@
 --   POST /_emu/reset   clear counters and faults
 --   POST /_emu/fault   arm a fault spec or a list of them (see emu.faults)
 --   GET  /_emu/fault   the armed specs with left/fired; DELETE clears them
+local body = require "emu.body"
 local faults = require "emu.faults"
 local json = require "emu.json"
 local stats = require "emu.stats"
 
 local function read_json()
-  ngx.req.read_body()
-  local s = ngx.req.get_body_data()
-  if not s then
-    local path = ngx.req.get_body_file()
-    if path then
-      local f = io.open(path, "rb")
-      if f then s = f:read("*a"); f:close() end
-    end
-  end
-  if not s or s == "" then return nil, "empty body" end
+  local s = body.read_all()
+  if s == "" then return nil, "empty body" end
   local v, err = json.decode(s)
   if v == nil then return nil, "bad JSON: " .. tostring(err) end
   return v
