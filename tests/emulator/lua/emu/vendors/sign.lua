@@ -69,16 +69,23 @@ function M.auth_v2(t)
   return hmac_hex(signing_key, cr), cr, signing_key
 end
 
---- Parse "SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex".
-function M.parse_sdk(h)
+-- "<scheme> K=v, K=v, ..." -> { K = v } holding every one of the three `keys`, or nil, why.
+local function parse_params(h, scheme, keys)
   if type(h) ~= "string" then return nil, "no Authorization header" end
-  local rest = h:match("^SDK%-HMAC%-SHA256%s+(.*)$")
-  if not rest then return nil, "Authorization is not SDK-HMAC-SHA256" end
+  local rest = h:match("^" .. (scheme:gsub("%-", "%%-")) .. "%s+(.*)$")
+  if not rest then return nil, "Authorization is not " .. scheme end
   local r = {}
   for k, v in rest:gmatch("(%a+)=([^,%s]+)") do r[k] = v end
-  if not (r.Access and r.SignedHeaders and r.Signature) then
-    return nil, "Authorization lacks Access, SignedHeaders or Signature"
+  for _, k in ipairs(keys) do
+    if not r[k] then return nil, "Authorization lacks " .. keys[1] .. ", " .. keys[2] .. " or " .. keys[3] end
   end
+  return r
+end
+
+--- Parse "SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex".
+function M.parse_sdk(h)
+  local r, why = parse_params(h, "SDK-HMAC-SHA256", { "Access", "SignedHeaders", "Signature" })
+  if not r then return nil, why end
   return { access_key = r.Access, signed_headers = r.SignedHeaders, signature = r.Signature }
 end
 
@@ -110,14 +117,8 @@ end
 
 --- Parse "ZC2-HMAC-SHA256 Credential=ID, SignedHeaders=content-type;host, Signature=hex".
 function M.parse_zc2(h)
-  if type(h) ~= "string" then return nil, "no Authorization header" end
-  local rest = h:match("^ZC2%-HMAC%-SHA256%s+(.*)$")
-  if not rest then return nil, "Authorization is not ZC2-HMAC-SHA256" end
-  local r = {}
-  for k, v in rest:gmatch("(%a+)=([^,%s]+)") do r[k] = v end
-  if not (r.Credential and r.SignedHeaders and r.Signature) then
-    return nil, "Authorization lacks Credential, SignedHeaders or Signature"
-  end
+  local r, why = parse_params(h, "ZC2-HMAC-SHA256", { "Credential", "SignedHeaders", "Signature" })
+  if not r then return nil, why end
   return { access_key_id = r.Credential, signed_headers = r.SignedHeaders, signature = r.Signature }
 end
 
