@@ -71,7 +71,6 @@ function M.digest(s, name)
   return M.new(name):update(s):final()
 end
 
-function M.sha256(s) return M.digest(s, "sha256") end
 function M.sha256_hex(s) return M.hex(M.digest(s, "sha256")) end
 
 --- HMAC (raw bytes), default SHA-256.
@@ -81,7 +80,6 @@ function M.hmac(key, s, name)
   return ffi.string(outbuf, outlen[0])
 end
 
-function M.hmac_sha256(key, s) return M.hmac(key, s, "sha256") end
 function M.hmac_sha256_hex(key, s) return M.hex(M.hmac(key, s, "sha256")) end
 
 return M

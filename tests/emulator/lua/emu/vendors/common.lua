@@ -1,7 +1,9 @@
 -- Shared pieces of the vendor endpoints: settings (switches), counters, clocks and UTC
 -- times, small request/answer helpers, and the files served through nginx itself.
 -- Everything lives in the `vendors` shared dict so both workers agree.
+local body = require "emu.body"
 local config = require "emu.config"
+local crypto = require "emu.crypto"
 local json = require "emu.json"
 
 local M = {}
@@ -90,7 +92,7 @@ function M.push(key, item, max)
   d:set(key, json.encode(list))
 end
 
-function M.list(key)
+local function list(key)
   return json.decode(dict():get(key) or "[]") or {}
 end
 
@@ -102,19 +104,18 @@ function M.state()
     s[v] = {}
     for _, n in ipairs(names) do s[v][n] = 0 end
   end
+  local live = 0
   for _, k in ipairs(d:get_keys(0)) do
     local v, what = k:match("^n:([^.]+)%.(.+)$")
     if v then
       s[v] = s[v] or {}
       s[v][what] = d:get(k)
+    elseif k:match("^ys_at:") then
+      live = live + 1
     end
   end
-  local up = M.list("cms_uploads")
+  local up = list("cms_uploads")
   s.cms.received = #up > 0 and up or json.empty_array
-  local live = 0
-  for _, k in ipairs(d:get_keys(0)) do
-    if k:match("^ys_at:") then live = live + 1 end
-  end
   s.yeastar.live_access_tokens = live
   local cfg = {}
   for v in pairs(M.DEFAULTS) do cfg[v] = M.settings(v) end
@@ -147,20 +148,22 @@ function M.utc(y, mo, d, h, mi, s)
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 end
 
---- "yyyy-MM-ddTHH:mm:ssZ" -> Unix seconds, or nil (strict).
-function M.parse_iso(s)
+-- Unix seconds of a UTC time `s` whose six captures in `pattern` are y, mo, d, h, mi, s; or nil.
+local function parse_utc(s, pattern)
   if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+  local y, mo, d, h, mi, se = s:match(pattern)
   if not y then return nil end
   return M.utc(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se))
 end
 
+--- "yyyy-MM-ddTHH:mm:ssZ" -> Unix seconds, or nil (strict).
+function M.parse_iso(s)
+  return parse_utc(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+end
+
 --- "YYYYMMDDTHHMMSSZ" (X-Sdk-Date) -> Unix seconds, or nil.
 function M.parse_sdk_date(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
-  if not y then return nil end
-  return M.utc(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se))
+  return parse_utc(s, "^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
 end
 
 function M.iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
@@ -174,7 +177,7 @@ function M.random(n)
 end
 
 function M.random_hex(n)
-  return (M.random(n):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+  return crypto.hex(M.random(n))
 end
 
 function M.uuid()
@@ -183,21 +186,7 @@ function M.uuid()
 end
 
 --- The whole (small) request body as a string ("" when none).
-function M.body()
-  ngx.req.read_body()
-  local s = ngx.req.get_body_data()
-  if s then return s end
-  local path = ngx.req.get_body_file()
-  if path then
-    local f = io.open(path, "rb")
-    if f then
-      s = f:read("*a")
-      f:close()
-      return s
-    end
-  end
-  return ""
-end
+M.body = body.read_all
 
 --- Request headers as lower-name -> value (repeated headers joined by ",").
 function M.headers()
@@ -219,26 +208,16 @@ function M.huawei(status, code, msg, headers)
   return json.reply({ error_code = code, error_msg = msg }, status, headers)
 end
 
--- Files served by nginx from <dir>/www/_vfiles/ through the internal location /_vfiles/.
+-- Files served by nginx from <dir>/www/_vfiles/ (made by the start script) through the
+-- internal location /_vfiles/.
 function M.files_dir()
-  local d = config.dir .. "/www/_vfiles"
-  if not M._made then
-    os.execute("mkdir -p '" .. d .. "'")
-    M._made = true
-  end
-  return d
+  return config.dir .. "/www/_vfiles"
 end
 
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() return true end
   return false
-end
-M.exists = exists
-
-local function sh_ok(cmd)
-  local r = os.execute(cmd)
-  return r == true or r == 0
 end
 
 -- Write roughly `size` bytes of log-like text (base64 of random bytes) into path.
@@ -248,43 +227,42 @@ local function log_text_cmd(path, size, label)
     .. "sed 's/^/%s INFO [main] /'; } > '%s'", label, raw, os.date("!%Y-%m-%dT%H:%M:%SZ"), path)
 end
 
+-- Build the archive `name` under files_dir(): each of `files` ({ name, size, label }) is
+-- written as generated log text into <top>/, `tar_flags` (czf or cf) packs <top>, and the
+-- result is moved into place whole. The work folder goes either way; raises on failure.
+local function build_archive(name, top, tar_flags, files)
+  local dir = M.files_dir()
+  local work = string.format("%s/.work-%d-%s", dir, ngx.worker.pid(), M.random_hex(4))
+  local cmds = { "mkdir -p '" .. work .. "/" .. top .. "'" }
+  for _, f in ipairs(files) do
+    cmds[#cmds + 1] = log_text_cmd(work .. "/" .. top .. "/" .. f[1], f[2], f[3])
+  end
+  cmds[#cmds + 1] = string.format("tar %s '%s/out' -C '%s' %s", tar_flags, work, work, top)
+  cmds[#cmds + 1] = string.format("mv -f '%s/out' '%s/%s'", work, dir, name)
+  local r = os.execute(table.concat(cmds, " && "))
+  os.execute("rm -rf '" .. work .. "'")
+  if r ~= true and r ~= 0 then error("could not make " .. dir .. "/" .. name) end
+  return name
+end
+
 --- A real .tar.gz of a few generated log files, about `size` bytes, made once per size.
 -- Returns its name under /_vfiles/.
 function M.tar_gz(prefix, size)
   size = math.max(math.floor(size), 1024)
   local name = string.format("%s-%d.tar.gz", prefix, size)
-  local dir = M.files_dir()
-  local path = dir .. "/" .. name
-  if exists(path) then return name end
-  local work = string.format("%s/.work-%s-%d-%s", dir, prefix, ngx.worker.pid(), M.random_hex(4))
-  local cmds = { "mkdir -p '" .. work .. "/logs'" }
-  local names = { "bmc.log", "os-messages.log", "raid.log" }
-  -- base64 text compresses to ~77%: aim the gzip at `size` bytes
-  for i, n in ipairs(names) do
-    cmds[#cmds + 1] = log_text_cmd(work .. "/logs/" .. n, size / 0.77 / #names, prefix .. " " .. i)
+  if exists(M.files_dir() .. "/" .. name) then return name end
+  local files = {}
+  for i, n in ipairs { "bmc.log", "os-messages.log", "raid.log" } do
+    files[i] = { n, size / 0.77 / 3, prefix .. " " .. i }   -- base64 text gzips to ~77%: aim at `size`
   end
-  cmds[#cmds + 1] = string.format("tar czf '%s/out.tar.gz' -C '%s' logs", work, work)
-  cmds[#cmds + 1] = string.format("mv -f '%s/out.tar.gz' '%s'", work, path)
-  local ok = sh_ok(table.concat(cmds, " && "))
-  os.execute("rm -rf '" .. work .. "'")
-  if not ok then error("could not make " .. path) end
-  return name
+  return build_archive(name, "logs", "czf", files)
 end
 
 --- A real .tar holding one generated log file per name, about `size` bytes in all.
 function M.tar(name, members, size)
-  local dir = M.files_dir()
-  local work = string.format("%s/.work-%d-%s", dir, ngx.worker.pid(), M.random_hex(4))
-  local cmds = { "mkdir -p '" .. work .. "/syslog'" }
-  for _, m in ipairs(members) do
-    cmds[#cmds + 1] = log_text_cmd(work .. "/syslog/" .. m .. ".log", size / math.max(#members, 1), m)
-  end
-  cmds[#cmds + 1] = string.format("tar cf '%s/out.tar' -C '%s' syslog", work, work)
-  cmds[#cmds + 1] = string.format("mv -f '%s/out.tar' '%s/%s'", work, dir, name)
-  local ok = sh_ok(table.concat(cmds, " && "))
-  os.execute("rm -rf '" .. work .. "'")
-  if not ok then error("could not make " .. name) end
-  return name
+  local files = {}
+  for i, m in ipairs(members) do files[i] = { m .. ".log", size / math.max(#members, 1), m } end
+  return build_archive(name, "syslog", "cf", files)
 end
 
 --- Hand the request to nginx to serve <dir>/www/_vfiles/<name> (Range, sendfile), with the

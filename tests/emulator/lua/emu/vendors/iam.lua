@@ -9,11 +9,11 @@ local function key(token) return "iam_tok:" .. ngx.md5(token) .. ngx.crc32_long(
 
 local function err(status, code, msg, title)
   common.count("iam", "failures")
-  ngx.req.discard_body()
   if common.settings("iam").error_style == "keystone" then
+    ngx.req.discard_body()
     return json.reply({ error = { code = status, message = msg, title = title } }, status)
   end
-  return json.reply({ error_code = code, error_msg = msg }, status)
+  return common.huawei(status, code, msg)
 end
 
 --- Check an X-Auth-Token: "ok" | "expired" | "unknown".
