@@ -16,13 +16,12 @@ local function safe(name)
   return name
 end
 
---- Receive the current request's multipart body. Returns the parts list or nil, err.
--- Reusable by vendor endpoints (Huawei CC-CMS): opts.dir overrides the folder.
-function M.receive(opts)
-  opts = opts or {}
+--- Receive the current request's multipart body into <dir>/uploads. Returns the parts list
+-- or nil, err. Reused by the Huawei CC-CMS endpoint.
+function M.receive()
   local boundary = multipart.boundary(ngx.var.content_type)
   if not boundary then return nil, "Content-Type is not multipart/form-data with a boundary" end
-  local dir = opts.dir or config.uploads_dir
+  local dir = config.uploads_dir
   local seq = ngx.shared.emu:incr("upload_seq", 1, 0)
   local parts = {}
   local p = multipart.new(boundary, {

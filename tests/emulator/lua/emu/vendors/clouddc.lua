@@ -58,7 +58,7 @@ end
 
 local function export_key(id) return "dc_exp:" .. id end
 
-local function load(id)
+local function load_export(id)
   local s = ngx.shared.vendors:get(export_key(id))
   return s and json.decode(s)
 end
@@ -88,11 +88,9 @@ function M.handle()
   local uri = ngx.var.uri
   local project, server, rest = uri:match("^/v1/([^/]+)/physicalservers/([^/]+)/logs/exports(.*)$")
   local export_id, content
-  if rest then
-    if rest ~= "" then
-      export_id, content = rest:match("^/([^/]+)(/?[%w]*)$")
-      if not export_id or (content ~= "" and content ~= "/content") then rest = nil end
-    end
+  if rest and rest ~= "" then
+    export_id, content = rest:match("^/([^/]+)(/?[%w]*)$")
+    if not export_id or (content ~= "" and content ~= "/content") then rest = nil end
   end
   local allowed = rest and ((rest == "" and method == "POST") or (export_id and method == "GET"))
   if not allowed then
@@ -126,7 +124,7 @@ function M.handle()
     end
     return json.reply(v, 202)
   end
-  local e = load(export_id)
+  local e = load_export(export_id)
   if not e or e.server ~= server then
     return common.huawei(404, "CloudDC.0404", "The export task " .. export_id .. " does not exist.")
   end

@@ -10,8 +10,9 @@ local M = {}
 
 M.COUNT = 5000                       -- records
 M.SPAN_MS = 80 * 86400 * 1000        -- spread over the last 80 days
-M.CURSOR_BASE = 1691028715371000000  -- cursor = BASE + 2*index + 1: odd, so never a double
-local BASE_TEXT = "1691028715371"    -- BASE = BASE_TEXT .. "000000" (19 digits in all)
+-- cursor = BASE + 2*index + 1 with BASE = 1691028715371000000: 19 digits, odd, so never a
+-- double; built and read as text (BASE_TEXT .. six digits of 2*index + 1)
+local BASE_TEXT = "1691028715371"
 
 local RES_EVENTS = { "create bmi", "rename bmi", "reboot bmi", "delete bmi", "modify security group" }
 local RES_TYPES = { "BMI", "BMI", "BMI", "BMI", "SECURITY_GROUP" }
@@ -59,7 +60,6 @@ local function records()
   data, data_epoch = out, epoch
   return data
 end
-M.records = records
 
 local function cursor_text(index)     -- 19 digits, exact, as text
   local low = 2 * index + 1           -- < 1e6 while index < 499999
@@ -77,8 +77,7 @@ local function err(status, code, message)
   common.count("zenlayer", "errors")
   common.count("zenlayer", "code_" .. code)
   ngx.req.discard_body()
-  local rid = common.uuid()
-  return json.reply({ requestId = rid, code = code, message = message }, status)
+  return json.reply({ requestId = common.uuid(), code = code, message = message }, status)
 end
 
 local function verify(cfg, body)
