@@ -27,7 +27,7 @@ LUA_ENV54  = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/
 LUA_ENVJIT = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/luajit/?.so;;'
 SPECS     ?= tests
 
-.PHONY: all deps test unit lint rockcheck demo asan valgrind fuzz doc bench bench-openresty clean emulator-start emulator-stop
+.PHONY: all deps deps-build test unit lint rockcheck demo asan valgrind fuzz doc bench bench-openresty clean emulator-start emulator-stop
 
 all: $(CORE54) $(COREJIT)
 
@@ -97,20 +97,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := headers content_range base64
 FUZZ_CC = clang $(WARN) -Wno-unused-function -O1 -g -fno-omit-frame-pointer \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SRCS_headers       := src/headers.c
-FUZZ_SRCS_content_range := $(filter-out src/session.c,$(SRCS))
-FUZZ_SRCS_base64        := $(filter-out src/crypto.c,$(SRCS))
+# What each target links besides fuzz/<target>_fuzz.c (which includes the one file it tests):
+# the header parser stands alone, the other two need the rest of the core and Lua.
+FUZZ_CORE = $(LUA54_CFLAGS) $(DEPCFLAGS) $(filter-out $(1),$(SRCS)) $(shell pkg-config --libs lua5.4) $(DEPLIBS)
+FUZZ_LINK_headers       := src/headers.c
+FUZZ_LINK_content_range  = $(call FUZZ_CORE,src/session.c)
+FUZZ_LINK_base64         = $(call FUZZ_CORE,src/crypto.c)
 fuzz: deps
 	@mkdir -p build/fuzz
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  case $$t in \
-	    headers) srcs="$(FUZZ_SRCS_headers)"; flags=""; libs="";; \
-	    content_range) srcs="$(FUZZ_SRCS_content_range)"; flags="$(LUA54_CFLAGS) $(DEPCFLAGS)"; libs="$(shell pkg-config --libs lua5.4) $(DEPLIBS)";; \
-	    base64) srcs="$(FUZZ_SRCS_base64)"; flags="$(LUA54_CFLAGS) $(DEPCFLAGS)"; libs="$(shell pkg-config --libs lua5.4) $(DEPLIBS)";; \
-	  esac; \
-	  echo "fuzz: building $$t"; \
-	  $(FUZZ_CC) $$flags fuzz/$${t}_fuzz.c $$srcs -o build/fuzz/$$t $$libs; \
-	done
+	@set -e; $(foreach t,$(FUZZ_TARGETS),echo "fuzz: building $(t)"; \
+	  $(FUZZ_CC) fuzz/$(t)_fuzz.c $(FUZZ_LINK_$(t)) -o build/fuzz/$(t);)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p build/fuzz/corpus/$$t; \
 	  echo "fuzz: running $$t for $(FUZZ_SECONDS)s"; \
