@@ -20,9 +20,7 @@ local function export_once()
   local dc = loghaul.clouddc{
     endpoint = c.clouddc.endpoint, project_id = c.clouddc.project_id, ca_file = c.ca_file,
     auth = { access_key = c.clouddc.access_key, secret_key = c.clouddc.secret_key },
-    log = function(level, message)
-      if level == "warn" or level == "error" then ngx.log(ngx.WARN, message) end
-    end,
+    log = config.log,
   }
   local file, err = dc:export_and_download(c.clouddc.server_id, {
     dest = c.clouddc.dest, poll_interval = c.clouddc.poll_interval,

@@ -32,6 +32,13 @@ function M.get()
   return M.cached
 end
 
+--- The clients' `log` option: loghaul's warnings and errors go to nginx's error log.
+-- @tparam string level
+-- @tparam string message
+function M.log(level, message)
+  if level == "warn" or level == "error" then ngx.log(ngx.WARN, message) end
+end
+
 --- An error object as plain JSON-able fields.
 -- @tparam table|string err
 -- @treturn table

@@ -20,9 +20,7 @@ local function client()
   clients.zl = loghaul.zenlayer{
     endpoint = c.zenlayer.endpoint, ca_file = c.ca_file,
     access_key_id = c.zenlayer.access_key_id, access_key_password = c.zenlayer.access_key_password,
-    log = function(level, message)
-      if level == "warn" or level == "error" then ngx.log(ngx.WARN, message) end
-    end,
+    log = config.log,
   }
   return clients.zl
 end
@@ -33,6 +31,12 @@ local function fail(status, err)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
   ngx.say(cjson.encode{ error = config.error_fields(err) })
+end
+
+-- the 200 answer's status and type, set before its first line (or for an empty answer)
+local function start_stream()
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/x-ndjson"
 end
 
 --- The content handler.
@@ -49,20 +53,14 @@ function M.serve()
     for rec in client():each_log{ start_time = since, end_time = till, page_size = size,
                                   res_event = args.res_event, res_uid = args.res_uid,
                                   client_ip = args.client_ip } do
-      if sent == 0 then
-        ngx.status = 200
-        ngx.header["Content-Type"] = "application/x-ndjson"
-      end
+      if sent == 0 then start_stream() end
       ngx.print(cjson.encode(rec), "\n")
       sent = sent + 1
       if sent % size == 0 then ngx.flush() end
     end
   end)
   if ok then
-    if sent == 0 then
-      ngx.status = 200
-      ngx.header["Content-Type"] = "application/x-ndjson"
-    end
+    if sent == 0 then start_stream() end
     return
   end
   if type(err) == "table" then ngx.log(ngx.WARN, "loghaul /logs: ", tostring(err)) end
