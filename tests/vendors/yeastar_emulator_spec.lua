@@ -59,7 +59,7 @@ describe("yeastar against the emulator", function()
       assert.truthy(pbx:list_system_logs())
       local c = T.counters("yeastar")
       assert.equal(2, c.logins)
-      assert.equal(3, c.lists + c.logins - 1)
+      assert.equal(2, c.lists)
     end)
 
     it("a 10004 the client did not expect: refresh refused (dead), log in again, retried once", function()
@@ -96,6 +96,7 @@ describe("yeastar against the emulator", function()
       local _, err = pbx:system_log_download_url{ "19990101" }   -- 60001 from the PBX
       assert.equal("60001", err.code)
       assert.equal("api", err.kind)
+      assert.is_true(#lines > 0, "nothing was logged: nothing was checked")
       for _, l in ipairs(lines) do assert.is_nil(l:find(token, 1, true)) end
       assert.is_nil(tostring(err):find(token, 1, true))
     end)
@@ -200,13 +201,9 @@ describe("yeastar against the emulator", function()
         local dest = tmp .. "/d/"
         local file, err = client():download_system_logs({ day(1) }, { dest = dest })
         local base = hostile == true and "passwd" or "x"
-        if file then
-          assert.equal(tmp .. "/d/" .. base, file.path)
-          assert.same({ base }, T.ls(tmp .. "/d"))
-        else
-          assert.equal("UNSAFE_FILE_NAME", err.code)
-          assert.same({}, T.ls(tmp .. "/d"))
-        end
+        assert.is_nil(err)                           -- reduced to its base name, not refused
+        assert.equal(tmp .. "/d/" .. base, file.path)
+        assert.same({ base }, T.ls(tmp .. "/d"))
         assert.same({ "d" }, T.ls(tmp))
         T.rmdir(tmp .. "/d")
       end
