@@ -1,6 +1,7 @@
 -- Self-test of the local emulator (tests/emulator), driven by the curl command line only.
 local emu = require "helpers.emulator"
 local shell = require "helpers.shell"
+local util = require "helpers.util"
 local cjson = require "cjson"
 
 package.path = "tests/emulator/lua/?.lua;" .. package.path
@@ -15,9 +16,7 @@ local function json(cmd)
   return cjson.decode(out)
 end
 
-local function sha256_file(path)
-  return (sh("sha256sum " .. q(path))):match("^(%x+)")
-end
+local sha256_file = util.sha256sum
 
 local function alive(pid)
   local _, rc = sh("kill -0 " .. pid .. " 2>/dev/null")

@@ -1,6 +1,7 @@
 -- loghaul.core crypto: SHA-256, HMAC-SHA256, hex, base64, sha256_file, random.
 local core = require "loghaul.core"
 local shell = require "helpers.shell"
+local util = require "helpers.util"
 
 local function unhex(h)
   return (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
@@ -22,6 +23,8 @@ describe("core.sha256", function()
 
   it("hashes embedded zero bytes", function()
     assert.not_equal(core.sha256("a"), core.sha256("a\0"))
+    assert.equal(util.sha256_hex("a\0"), core.hex(core.sha256("a\0")))
+    assert.equal(util.sha256_hex("\0x\0"), core.hex(core.sha256("\0x\0")))
   end)
 
   it("raises on a non-string argument", function()
@@ -132,15 +135,11 @@ describe("core.sha256_file", function()
     shell.rmdir(dir)
   end)
 
-  local function sha256sum(path)
-    return (shell.run("sha256sum '" .. path .. "'"):match("^(%x+)"))
-  end
-
   it("agrees with sha256sum on a 3 MiB + 7 byte file", function()
     local path = dir .. "/big.bin"
     local chunk = core.random(65536)
     write_file(path, string.rep(chunk, 48) .. "1234567")
-    local want = sha256sum(path)
+    local want = util.sha256sum(path)
     assert.equal(64, #want)
     assert.equal(want, core.sha256_file(path))
     assert.equal(core.hex(core.sha256(string.rep(chunk, 48) .. "1234567")), core.sha256_file(path))
@@ -150,7 +149,7 @@ describe("core.sha256_file", function()
     local path = dir .. "/empty"
     write_file(path, "")
     assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", core.sha256_file(path))
-    assert.equal(sha256sum(path), core.sha256_file(path))
+    assert.equal(util.sha256sum(path), core.sha256_file(path))
   end)
 
   it("returns nil and an io error for a missing file", function()
