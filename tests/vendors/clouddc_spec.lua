@@ -67,6 +67,7 @@ describe("clouddc", function()
     local dc, session = client{ { status = 503, body = "<html>busy</html>" },
                                 { status = 200, body = '{"export_id":"1","status":"COMPLETED","percentage":100}' } }
     local st = assert(dc:show_logs_export_status("srv-1", "1"))
+    assert.equal("COMPLETED", st.status)   -- as the API sent it
     assert.equal(100, st.percentage)
     assert.equal(2, #session.requests)
     assert.equal("GET", session.requests[2].method)
