@@ -5,13 +5,6 @@ local errors = require "loghaul.errors"
 local client_mod = require "loghaul.client"
 local fake = require "vendors.fake"
 
-local function clock()
-  local c = { t = 1000, sleeps = {} }
-  c.now = function() return c.t end
-  c.sleep = function(s) c.sleeps[#c.sleeps + 1] = s; c.t = c.t + s end
-  return c
-end
-
 local function sum(t)
   local s = 0
   for _, v in ipairs(t) do s = s + v end
@@ -20,7 +13,7 @@ end
 
 -- a client on a fake session; `script` answers its requests
 local function new_client(script, extra)
-  local c = clock()
+  local c = fake.clock(1000)
   local opts = { endpoint = "https://api.example.com", _session = fake.session(script), now = c.now,
                  _sleep = c.sleep, _random = function() return 1 end, log = false }
   for k, v in pairs(extra or {}) do opts[k] = v end
