@@ -14,7 +14,7 @@ local M = {}
 
 -- run: a command's output (stdout+stderr) and exit status; read: a file's content or nil
 local q, run, read = shell.quote, shell.capture, shell.read_file
-M.run, M.q, M.read = run, q, read
+M.run, M.q = run, q
 
 --- The checkout's root.
 M.root = shell.root
