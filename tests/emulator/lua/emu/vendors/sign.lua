@@ -69,24 +69,26 @@ function M.auth_v2(t)
   return hmac_hex(signing_key, cr), cr, signing_key
 end
 
--- "<scheme> K=v, K=v, ..." -> { K = v } holding every one of the three `keys`, or nil, why.
-local function parse_params(h, scheme, keys)
+-- "<scheme> K=v, K=v, ..." holding the three parameters `keys` -> { [names[i]] = value of keys[i] },
+-- or nil, why.
+local function parse_params(h, scheme, keys, names)
   if type(h) ~= "string" then return nil, "no Authorization header" end
   local rest = h:match("^" .. (scheme:gsub("%-", "%%-")) .. "%s+(.*)$")
   if not rest then return nil, "Authorization is not " .. scheme end
   local r = {}
   for k, v in rest:gmatch("(%a+)=([^,%s]+)") do r[k] = v end
-  for _, k in ipairs(keys) do
+  local out = {}
+  for i, k in ipairs(keys) do
     if not r[k] then return nil, "Authorization lacks " .. keys[1] .. ", " .. keys[2] .. " or " .. keys[3] end
+    out[names[i]] = r[k]
   end
-  return r
+  return out
 end
 
 --- Parse "SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex".
 function M.parse_sdk(h)
-  local r, why = parse_params(h, "SDK-HMAC-SHA256", { "Access", "SignedHeaders", "Signature" })
-  if not r then return nil, why end
-  return { access_key = r.Access, signed_headers = r.SignedHeaders, signature = r.Signature }
+  return parse_params(h, "SDK-HMAC-SHA256", { "Access", "SignedHeaders", "Signature" },
+    { "access_key", "signed_headers", "signature" })
 end
 
 local function trim(s) return (tostring(s):gsub("^%s+", ""):gsub("%s+$", "")) end
@@ -117,9 +119,8 @@ end
 
 --- Parse "ZC2-HMAC-SHA256 Credential=ID, SignedHeaders=content-type;host, Signature=hex".
 function M.parse_zc2(h)
-  local r, why = parse_params(h, "ZC2-HMAC-SHA256", { "Credential", "SignedHeaders", "Signature" })
-  if not r then return nil, why end
-  return { access_key_id = r.Credential, signed_headers = r.SignedHeaders, signature = r.Signature }
+  return parse_params(h, "ZC2-HMAC-SHA256", { "Credential", "SignedHeaders", "Signature" },
+    { "access_key_id", "signed_headers", "signature" })
 end
 
 --- ZC2-HMAC-SHA256 expected signature. t = { password, timestamp, content_type, host, body }
