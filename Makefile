@@ -101,7 +101,7 @@ FUZZ_CC = clang $(WARN) -Wno-unused-function -O1 -g -fno-omit-frame-pointer \
 # the header parser stands alone, the other two need the rest of the core and Lua.
 FUZZ_CORE = $(LUA54_CFLAGS) $(DEPCFLAGS) $(filter-out $(1),$(SRCS)) $(shell pkg-config --libs lua5.4) $(DEPLIBS)
 FUZZ_LINK_headers       := src/headers.c
-FUZZ_LINK_content_range  = $(call FUZZ_CORE,src/session.c)
+FUZZ_LINK_content_range  = $(call FUZZ_CORE,src/transfer.c)
 FUZZ_LINK_base64         = $(call FUZZ_CORE,src/crypto.c)
 fuzz: deps
 	@mkdir -p build/fuzz

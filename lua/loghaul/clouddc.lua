@@ -134,7 +134,8 @@ end
 --- DownloadServerLogs: downloads the export's archive (name from Content-Disposition).
 -- @tparam string server_id
 -- @tparam string export_id
--- @tparam[opt] table opts `{ dest = "dir/" | "file path" }` (default: the current directory)
+-- @tparam[opt] table opts `{ dest = "dir/" | "file path", mode = "0644" }` (`dest` default: the current
+--   directory; `mode` of the new file, default "0600")
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Dc:download_server_logs(server_id, export_id, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
@@ -142,7 +143,7 @@ function Dc:download_server_logs(server_id, export_id, opts)
   if bad then return nil, bad end
   return download.fetch(self.client, {
     operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),
-    auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest,
+    auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest, mode = opts and opts.mode,
     default_name = server_id .. "-" .. export_id .. "-dump.tar.gz",
   })
 end
@@ -157,7 +158,7 @@ M.min_poll_interval = 1
 --- Creates an export, polls it (interval growing ×1.5 from `poll_interval` up to
 -- `max_poll_interval`) until `completed`, then downloads it. An unknown status is a failure.
 -- @tparam string server_id
--- @tparam[opt] table opts `{ dest, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
+-- @tparam[opt] table opts `{ dest, mode, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
 --   (`timeout`: seconds to wait for the export to complete; `poll_interval` below 1 s is
 --   raised to 1 s, `M.min_poll_interval`)
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
@@ -198,7 +199,7 @@ function Dc:export_and_download(server_id, opts)
     st, err = self:show_logs_export_status(server_id, task.export_id)
     if not st then return nil, err end
   end
-  return self:download_server_logs(server_id, task.export_id, { dest = opts.dest })
+  return self:download_server_logs(server_id, task.export_id, { dest = opts.dest, mode = opts.mode })
 end
 
 --- Closes the client's connections.

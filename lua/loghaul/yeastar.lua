@@ -113,7 +113,8 @@ end
 -- (a 4xx/5xx, or JSON with an errcode) means the URL or token went stale: a new token (when
 -- the answer says so) and a new URL are fetched once, then it fails.
 -- @tparam {string,...} files
--- @tparam[opt] table opts `{ dest = "dir/" | "file path" }` (default: the current directory)
+-- @tparam[opt] table opts `{ dest = "dir/" | "file path", mode = "0644" }` (`dest` default: the current
+--   directory; `mode` of the new file, default "0600")
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Pbx:download_system_logs(files, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.yeastar: opts must be a table", 2) end
@@ -128,7 +129,7 @@ function Pbx:download_system_logs(files, opts)
     local file
     file, err = download.fetch(c, {
       operation = "download", url = c.base_url .. link.download_resource_url, auth = auth,
-      decode = envelope.yeastar, dest = opts and opts.dest, name = link.file,
+      decode = envelope.yeastar, dest = opts and opts.dest, mode = opts and opts.mode, name = link.file,
     })
     if file then return file end
     last = err
