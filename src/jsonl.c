@@ -32,40 +32,10 @@ static writer_t *check_writer(lua_State *L)
     return luaL_checkudata(L, 1, WRITER_MT);
 }
 
-static int push_io_error(lua_State *L, int e, const char *what, const char *path)
+/* nil, an io error table: what the writer did, on which file */
+static int io_error(lua_State *L, const char *what, const char *path, int e)
 {
-    char tmp[32], buf[128];
-    lua_pushnil(L);
-    lua_newtable(L);
-    lua_pushliteral(L, "io");
-    lua_setfield(L, -2, "kind");
-    lua_pushstring(L, lh_errno_name(e, tmp, sizeof tmp));
-    lua_setfield(L, -2, "code");
-    lua_pushinteger(L, e);
-    lua_setfield(L, -2, "errno");
-    if (path != NULL) {
-        lua_pushstring(L, path);
-        lua_setfield(L, -2, "path");
-    }
-    lua_pushfstring(L, "%s %s: %s", what, path ? path : "standard output", lh_errno_text(e, buf, sizeof buf));
-    lua_setfield(L, -2, "message");
-    return 2;
-}
-
-/* Opens the .part: created 0600, never through a symlink, refused when not a regular file. */
-static int open_part(const char *part, int keep)
-{
-    struct stat st;
-    int fd = open(part, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (keep ? 0 : O_TRUNC), 0600);
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = S_ISREG(st.st_mode) ? errno : EINVAL;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    return lh_push_io_error(L, what, path ? path : "standard output", e);
 }
 
 static void writer_close_fd(writer_t *w)
@@ -110,20 +80,20 @@ static int l_jsonl_writer(lua_State *L)
         return luaL_error(L, "out of memory");
     memcpy(w->part, path, plen);
     memcpy(w->part + plen, ".part", 6);
-    w->fd = open_part(w->part, resume >= 0);
+    w->fd = lh_open_output(w->part, resume >= 0, 0600);
     if (w->fd < 0)
-        return push_io_error(L, errno, "cannot open", w->part);
+        return io_error(L, "cannot open", w->part, errno);
     w->closed = 0;
     if (resume >= 0) {
         struct stat st;
         if (fstat(w->fd, &st) != 0 || st.st_size < (off_t)resume) {
             writer_close_fd(w);
-            return push_io_error(L, ERANGE, "cannot resume (shorter than the saved length)", w->part);
+            return io_error(L, "cannot resume (shorter than the saved length)", w->part, ERANGE);
         }
         if (ftruncate(w->fd, (off_t)resume) != 0 || lseek(w->fd, 0, SEEK_END) < 0) {
             int e = errno;
             writer_close_fd(w);
-            return push_io_error(L, e, "cannot truncate", w->part);
+            return io_error(L, "cannot truncate", w->part, e);
         }
         w->bytes = resume;
     }
@@ -185,12 +155,12 @@ static void add_element(void *ud, size_t a, size_t b, int keep)
 // @tparam string text the page (JSON)
 // @tparam {string,...} path of the array, e.g. `{ "response", "dataSet" }`
 // @tparam[opt] table filter as for `json_array` (boundary records a cursor loop already wrote)
-// @return records and bytes written for this page (0, 0 when the path is absent or null),
-//   or nil and a message (malformed page, not an array) or an `io` error table
+// @return records and bytes written for this page, and the array's element count before
+//   filtering (0, 0, 0 when the path is absent or null), or nil and a message (malformed page, not an array) or an `io` error table
 static int l_write_page(lua_State *L)
 {
     writer_t *w = check_writer(L);
-    size_t n, a, b;
+    size_t n, a, b, total;
     const char *text = luaL_checklstring(L, 2, &n);
     lh_json_filter_t f;
     batch_t *bt;
@@ -204,22 +174,24 @@ static int l_write_page(lua_State *L)
     if (rc == 0) {
         lua_pushinteger(L, 0);
         lua_pushinteger(L, 0);
-        return 2;
+        lua_pushinteger(L, 0);
+        return 3;
     }
     lh_json_read_filter(L, 4, &f);
     bt = lua_newuserdata(L, sizeof *bt); /* 8 KiB of iovecs: collected with the call */
     memset(bt, 0, sizeof *bt);
     bt->fd = w->fd;
     bt->text = text + a;
-    lh_json_each_element(L, text, a, b, &f, add_element, bt);
+    total = lh_json_each_element(L, text, a, b, &f, add_element, bt);
     flush_batch(bt);
     w->bytes += bt->bytes;
     if (bt->err)
-        return push_io_error(L, bt->err, "cannot write", w->stdout_mode ? NULL : w->part);
+        return io_error(L, "cannot write", w->stdout_mode ? NULL : w->part, bt->err);
     w->records += bt->records;
     lua_pushinteger(L, (lua_Integer)bt->records);
     lua_pushinteger(L, (lua_Integer)bt->bytes);
-    return 2;
+    lua_pushinteger(L, (lua_Integer)total);
+    return 3;
 }
 
 /// Makes what was written so far durable (fdatasync), without closing: a resumable run
@@ -232,7 +204,7 @@ static int l_sync(lua_State *L)
     if (w->closed)
         return luaL_error(L, "sync: the writer is closed");
     if (!w->stdout_mode && fdatasync(w->fd) != 0)
-        return push_io_error(L, errno, "cannot sync", w->part);
+        return io_error(L, "cannot sync", w->part, errno);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -257,7 +229,8 @@ static int l_size(lua_State *L)
 static int l_commit(lua_State *L)
 {
     writer_t *w = check_writer(L);
-    struct stat st, pst, fst;
+    struct stat fst;
+    int e;
     if (w->closed)
         return luaL_error(L, "commit: the writer is closed");
     if (w->stdout_mode) {
@@ -266,29 +239,28 @@ static int l_commit(lua_State *L)
         lua_pushliteral(L, "-");
         return 1;
     }
-    if (fsync(w->fd) != 0 || fstat(w->fd, &st) != 0) {
-        int e = errno;
-        return push_io_error(L, e, "cannot sync", w->part);
-    }
-    if (lstat(w->part, &pst) != 0 || pst.st_dev != st.st_dev || pst.st_ino != st.st_ino) {
+    if (fsync(w->fd) != 0)
+        return io_error(L, "cannot sync", w->part, errno);
+    e = lh_check_regular(w->fd, w->part);
+    if (e != 0) { /* replaced or moved since it was opened: rename nothing */
         writer_close_fd(w);
-        return push_io_error(L, ESTALE, "the file written is no longer at", w->part);
+        return io_error(L, "refusing to rename (not the file written)", w->part, e);
     }
     if (lstat(w->path, &fst) == 0 && !S_ISREG(fst.st_mode)) {
-        int e = S_ISDIR(fst.st_mode) ? EISDIR : ELOOP;
+        e = S_ISDIR(fst.st_mode) ? EISDIR : ELOOP;
         writer_close_fd(w);
-        return push_io_error(L, e, "refusing to replace", w->path);
+        return io_error(L, "refusing to replace", w->path, e);
     }
     if (close(w->fd) != 0) {
-        int e = errno;
+        e = errno;
         w->fd = -1;
         w->closed = 1;
-        return push_io_error(L, e, "cannot close", w->part);
+        return io_error(L, "cannot close", w->part, e);
     }
     w->fd = -1;
     w->closed = 1;
     if (rename(w->part, w->path) != 0)
-        return push_io_error(L, errno, "cannot rename to", w->path);
+        return io_error(L, "cannot rename to", w->path, errno);
     lua_pushstring(L, w->path);
     return 1;
 }
