@@ -33,7 +33,8 @@ local function server(data, opts)
     end
     local page = {}
     for i = from + 1, math.min(from + b.size, #all) do page[#page + 1] = all[i] end
-    local cursor = from + b.size < #all and (',"cursor":[1691028715371' .. string.format("%06d", from + b.size) .. "]") or ""
+    local cursor = ""
+    if from + b.size < #all then cursor = ',"cursor":[1691028715371' .. string.format("%06d", from + b.size) .. "]" end
     if opts.fail and opts.fail(#bodies) then
       return { status = 500, headers = {}, body = '{"requestId":"E","code":"INTERNAL_ERROR","message":"x"}' }
     end
@@ -69,7 +70,9 @@ local function lines(path)
   return out
 end
 
-local function range(days) return { start_time = util.format_utc(NOW - days * DAY), end_time = util.format_utc(NOW) } end
+local function range(days)
+  return { start_time = util.format_utc(NOW - days * DAY), end_time = util.format_utc(NOW) }
+end
 
 describe("zenlayer raw records", function()
   local dir
