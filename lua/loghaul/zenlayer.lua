@@ -378,6 +378,21 @@ local function load_state(core, path, key)
   return st
 end
 
+-- Saves a state file as a one-line JSON Lines file, the way the output is written: into
+-- `path.part` (a fixed name: a run killed while saving leaves a file the next save truncates
+-- and reuses, where a random temporary name would be left behind), synced, then renamed.
+local function save_state(core, path, state)
+  local w, err = core.jsonl_writer(path)
+  if not w then return nil, err end
+  local ok, werr = w:write_page("[" .. json.encode(state) .. "]", {})
+  if ok then ok, werr = w:commit() end
+  if not ok then
+    w:abort()
+    return nil, type(werr) == "table" and werr or { kind = "io", message = tostring(werr) }
+  end
+  return true
+end
+
 --- Writes every audit log record of a time range as JSON Lines: one record per line, its raw
 -- JSON text exactly as the server sent it (every field, every digit), written by the core
 -- straight from each page (no Lua string per record; memory stays flat whatever the range).
@@ -386,11 +401,14 @@ end
 -- made durable and renamed over `output` (a failed run leaves nothing at `output`).
 --
 -- With `state_file`, a run can be resumed: after every page the `.part` is synced and the
--- state (window, cursor, counts, the `.part`'s length) is saved atomically; a later run with
+-- state (window, cursor, counts, the `.part`'s length) is saved atomically (written to
+-- `state_file.part`, synced, renamed); a later run with
 -- the same parameters and `state_file` truncates the `.part` to the saved length and goes on
 -- from there, so each record lands exactly once across a killed run and its rerun (a missing
 -- or short `.part` starts over). A failed run keeps both for the rerun; success removes the
--- state file. Another run's state file is refused (`invalid` `BAD_STATE_FILE`).
+-- state file. Whatever a killed run leaves (`output.part`, `state_file`, `state_file.part`) is
+-- reused or removed by the next run with the same parameters. Another run's state file is
+-- refused (`invalid` `BAD_STATE_FILE`).
 --
 -- `output = "-"` writes to standard output (no `.part`, no rename, no state file).
 -- @tparam table params as `each_log` (`start_time`, `end_time`, `res_uid`, `res_event`,
@@ -451,7 +469,7 @@ function Zl:write_logs(params)
       if sok then
         local state = loop:state()
         state.version, state.key, state.records, state.bytes = 1, key, records, (w:size())
-        sok, serr = core.write_file(state_file, json.encode(state))
+        sok, serr = save_state(core, state_file, state)
       end
       if not sok then return fail(errors.from_core(serr)) end
     end
@@ -459,7 +477,10 @@ function Zl:write_logs(params)
   local bytes = w:size()
   local path, cerr = w:commit()
   if not path then return fail(errors.from_core(cerr)) end
-  if state_file then core.remove(state_file) end
+  if state_file then
+    core.remove(state_file)
+    core.remove(state_file .. ".part")
+  end
   return { path = path, records = records, pages = loop.pages, bytes = bytes }
 end
 
