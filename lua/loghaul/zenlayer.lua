@@ -91,9 +91,11 @@ function M.check_range(start_s, end_s, now, any_length)
 end
 
 -- JSON paths of a DescribeLogs answer, read in one pass of the core's scanner
-local P_RESP, P_RID, P_RRID, P_RCUR, P_RDS = { "response" }, { "requestId" }, { "response", "requestId" },
-  { "response", "cursor" }, { "response", "dataSet" }
-local P_CODE, P_CUR, P_DS = { "code" }, { "cursor" }, { "dataSet" }
+local P_RESP, P_RID, P_RRID, P_RCUR, P_RDS = { "response", type = true }, { "requestId" },
+  { "response", "requestId" }, { "response", "cursor" }, { "response", "dataSet", type = true }
+local P_CODE, P_CUR, P_DS = { "code" }, { "cursor" }, { "dataSet", type = true }
+-- the records' paths for core.json_array and writer:write_page
+local DS_RESP, DS_TOP = { "response", "dataSet" }, { "dataSet" }
 -- private fields of a page for the cursor loops: its text and the path of its records
 local BODY, PATH = {}, {}
 
@@ -120,11 +122,14 @@ local function decode_page(res, op, secrets, tables)
                                            message = "DescribeLogs answer is not JSON (" .. rid .. ")" }, secrets)
   end
   if body:match("^%s*(.)") ~= "{" then return bad_page(res, secrets, "not a JSON object") end
-  local top = not present(resp) -- `{requestId, dataSet, cursor}` without the `response` wrapper
+  -- resp and the dataSets are JSON type names (no copy of a large value)
+  local top = resp == false or resp == "null" -- `{requestId, dataSet, cursor}` without `response`
   if top and present(code) then return envelope.zenlayer(res, op, secrets) end -- an error on a 200
-  if not top and resp:byte(1) ~= 123 then return bad_page(res, secrets, "response is not an object") end
+  if not top and resp ~= "object" then return bad_page(res, secrets, "response is not an object") end
   local dsr = top and ds or rds
-  if present(dsr) and dsr:byte(1) ~= 91 then return bad_page(res, secrets, "dataSet is not an array") end
+  if dsr ~= false and dsr ~= "null" and dsr ~= "array" then
+    return bad_page(res, secrets, "dataSet is not an array")
+  end
   -- every ZLS answer carries a requestId: `{}` is not an empty page (it would end a cursor
   -- loop early and silently)
   local id = (not top and present(rrid)) and rrid or rid
@@ -141,7 +146,7 @@ local function decode_page(res, op, secrets, tables)
   end
   page.requestId = json.decode_checked(id)
   page.cursor = c
-  page[BODY], page[PATH] = body, top and P_DS or P_RDS
+  page[BODY], page[PATH] = body, top and DS_TOP or DS_RESP
   return page
 end
 
