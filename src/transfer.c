@@ -740,7 +740,7 @@ int lh_xfer_next_hop(xfer_t *x, long max_redirects)
 
 static const char *const request_keys[] = {"method",      "url",      "headers", "body",   "body_file",
                                            "form",        "output",   "mode",    "resume_from", "progress",
-                                           "timeout",     "sha256",   NULL};
+                                           "timeout",     "sha256",   "compressed", NULL};
 
 /* Stack slots of a request being prepared. Every field of the request table is read exactly
  * once, into its own slot; what is used after preparing moves to the transfer's anchor table.
@@ -863,6 +863,11 @@ int lh_xfer_prepare(lua_State *L, const lh_session_t *s, CURL *easy, xfer_t **ou
     if (timeout >= 0)
         curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
     curl_easy_setopt(easy, CURLOPT_URL, url);
+    if (lh_opt_boolean(L, ARG_OPTS, "compressed", 0)) {
+        if (x->output != NULL)
+            return luaL_error(L, "request: compressed is for API answers, not with output");
+        curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "gzip, deflate"); /* libcurl decodes */
+    }
     set_method(easy, method, has_body);
 
     if (!lua_isnil(L, SLOT_HEADERS))
