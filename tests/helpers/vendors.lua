@@ -6,6 +6,7 @@
 --   vendors.configure{ yeastar = { access_token_ttl = 2 }, clouddc = { polls = 5 } }
 --   vendors.state().yeastar.logins
 --   vendors.reset()
+--   vendors.server_ids(300)   -- CloudDC fleet servers "srv-0001" .. "srv-0300"
 local cjson = require "cjson"
 local emu = require "helpers.emulator"
 local shell = require "helpers.shell"
@@ -17,6 +18,19 @@ local q, run = shell.quote, shell.capture
 
 --- The same table the emulator uses (tests/emulator/lua/emu/fixtures.lua).
 M.fixtures = dofile(shell.root .. "/tests/emulator/lua/emu/fixtures.lua")
+
+--- CloudDC fleets (tests/emulator/lua/emu/vendors/fleet.lua, the emulator's own file):
+-- fleet.sn(id), fleet.export_seconds(id, settings), fleet.fraction(id).
+M.fleet = dofile(shell.root .. "/tests/emulator/lua/emu/vendors/fleet.lua")
+
+--- The ids of the first `n` CloudDC fleet servers: { "srv-0001", ..., "srv-000n" } (n <= 9999).
+-- Each is a known server with its own serial number (fleet.sn) and its own archive.
+function M.server_ids(n)
+  assert(type(n) == "number" and n >= 0 and n <= M.fleet.MAX, "server_ids: n in 0 .. 9999")
+  local out = {}
+  for i = 1, n do out[i] = M.fleet.id(i) end
+  return out
+end
 
 local function control(method, body)
   local e = emu.info() or emu.start()
