@@ -341,3 +341,66 @@ describe("emulator fleet: exports that take time", function()
     assert.equal(false, vendors.state().settings.clouddc.export_seconds)
   end)
 end)
+
+describe("emulator fleet: rate limits", function()
+  it("CloudDC: one token bucket across both workers; over it 429 APIG.0308, Retry-After: 1", function()
+    vendors.configure { clouddc = { rate = { per_second = 10, burst = 5 } } }
+    local jobs = {}
+    for i = 1, 40 do jobs[i] = { url = e.http_url .. exports("srv-0001") } end   -- no auth: accepted = 401
+    local res = parallel(jobs, { method = "POST", max = 8 })
+    local n = { [401] = 0, [429] = 0 }
+    for _, r in ipairs(res) do
+      n[r.status] = n[r.status] + 1
+      if r.status == 429 then
+        assert.same({ error_code = "APIG.0308", error_msg = "The request is throttled." }, cjson.decode(r.body))
+      end
+    end
+    assert.equal(40, n[401] + n[429])
+    local s = vendors.state().clouddc
+    assert.equal(n[429], s.throttled)
+    assert.equal(n[401], #s.accepted_times)
+    assert.is_true(n[429] > 0 and n[401] >= 5)
+    -- what got through never beat the bucket: at most burst + rate * w in any w seconds
+    local span = s.accepted_times[#s.accepted_times] - s.accepted_times[1]
+    assert.is_true(n[401] <= 5 + 10 * span + 1)
+    for _, w in ipairs { 0.25, 0.5, 1, 2 } do
+      assert.is_true(vendors.max_in_window(s.accepted_times, w) <= 5 + 10 * w + 1)
+    end
+    -- an empty bucket that barely refills: the second request is throttled, with Retry-After
+    vendors.configure { clouddc = { rate = { per_second = 0.001, burst = 1 } } }
+    assert.equal(401, req { method = "POST", path = exports("srv-0001"), base = e.http_url }.status)
+    local r = req { method = "POST", path = exports("srv-0001"), base = e.http_url }
+    assert.equal(429, r.status)
+    assert.equal("1", r.headers["retry-after"])
+    assert.equal("application/json", r.headers["content-type"])
+    vendors.configure { clouddc = { rate = false } }
+    assert.equal(401, req { method = "POST", path = exports("srv-0001"), base = e.http_url }.status)
+  end)
+
+  it("Zenlayer answers 429 REQUEST_LIMIT_EXCEEDED, Yeastar HTTP 200 errcode 70082", function()
+    vendors.configure { zenlayer = { rate = { per_second = 0.001, burst = 2 } },
+                        yeastar = { rate = { per_second = 0.001, burst = 2 } } }
+    local zl, ys = {}, {}
+    for i = 1, 3 do
+      zl[i] = req { method = "POST", path = "/api/v2/zls", base = e.http_url, body = "{}",
+                    headers = { ["Content-Type"] = "application/json" } }
+      ys[i] = req { path = "/openapi/v1.0/system_log/list", base = e.http_url }
+    end
+    assert.equal(401, zl[2].status)
+    assert.equal(429, zl[3].status)
+    local v = decode(zl[3])
+    assert.equal("REQUEST_LIMIT_EXCEEDED", v.code)
+    assert.is_string(v.requestId)
+    assert.is_string(v.message)
+    assert.equal(10004, decode(ys[2]).errcode)
+    assert.equal(200, ys[3].status)
+    assert.equal(70082, decode(ys[3]).errcode)
+    local s = vendors.state()
+    assert.equal(1, s.zenlayer.throttled)
+    assert.equal(1, s.yeastar.throttled)
+    assert.equal(2, #s.zenlayer.accepted_times)
+    assert.equal(0, s.clouddc.throttled)
+    assert.same({ 5, 2, 1 }, { vendors.max_in_window({ 0, 0.1, 0.2, 0.5, 0.9, 1.5, 2 }, 1),
+                               vendors.max_in_window({ 0, 1, 1.5 }, 1), vendors.max_in_window({ 3 }, 1) })
+  end)
+end)

@@ -32,6 +32,18 @@ function M.server_ids(n)
   return out
 end
 
+--- The most of `times` (ascending seconds, e.g. state().clouddc.accepted_times) that fall in
+-- any window [t, t + seconds): a token bucket { per_second = r, burst = b } allows at most
+-- b + r * seconds (plus one for the token refilled at the window's very edge).
+function M.max_in_window(times, seconds)
+  local best, j = 0, 1
+  for i = 1, #times do
+    while times[i] - times[j] >= seconds do j = j + 1 end
+    if i - j + 1 > best then best = i - j + 1 end
+  end
+  return best
+end
+
 local function control(method, body)
   local e = emu.info() or emu.start()
   local cmd = "curl -sS --max-time 30 -X " .. method .. " -w '\\n%{http_code}'"

@@ -6,6 +6,7 @@ local fixtures = require "emu.fixtures"
 local iam = require "emu.vendors.iam"
 local fleet = require "emu.vendors.fleet"
 local json = require "emu.json"
+local rate = require "emu.vendors.rate"
 local sign = require "emu.vendors.sign"
 
 local M = {}
@@ -95,6 +96,9 @@ end
 
 function M.handle()
   common.count("clouddc", "requests")
+  if not rate.admit("clouddc") then   -- the API gateway throttles before anything else
+    return common.huawei(429, "APIG.0308", "The request is throttled.", { ["Retry-After"] = "1" })
+  end
   local cfg = common.settings("clouddc")
   local method = ngx.req.get_method()
   local uri = ngx.var.uri

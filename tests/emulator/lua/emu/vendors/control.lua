@@ -6,11 +6,12 @@
 local archive = require "emu.vendors.archive"
 local common = require "emu.vendors.common"
 local json = require "emu.json"
+local rate = require "emu.vendors.rate"
 
 return function()
   local method = ngx.req.get_method()
   if method == "GET" then
-    return json.reply(archive.into(common.state()))
+    return json.reply(rate.into(archive.into(common.state())))
   elseif method == "DELETE" then
     ngx.req.discard_body()
     common.reset()
