@@ -1,10 +1,10 @@
 -- /_emu/*: the control endpoints the test helper drives. Never counted, never faulted.
---   GET  /_emu/ping    {"ok":true,"now":<ngx.now()>}
---   GET  /_emu/stats   {"connections":N,"requests":N,"faults_fired":N,"paths":{...},
---                       "inflight":N,"max_inflight":N,"by_vendor":{...}} (emu.inflight)
+--   GET  /_emu/ping    {"ok":true}
+--   GET  /_emu/stats   {"connections":N,"requests":N,"faults_fired":N,"paths":{...}}
 --   POST /_emu/reset   clear counters and faults
 --   POST /_emu/fault   arm a fault spec or a list of them (see emu.faults)
 --   GET  /_emu/fault   the armed specs with left/fired; DELETE clears them
+-- (ping also has "now", the server's clock; stats also has emu.inflight's counts)
 local body = require "emu.body"
 local faults = require "emu.faults"
 local inflight = require "emu.inflight"
