@@ -178,9 +178,9 @@ function Client:limiter(url)
 end
 
 -- after an answer from a limited origin: tell its limiter, log a throttle
-local function rate_feedback(self, lim, err)
+local function rate_feedback(self, lim, sent_at, err)
   local throttled = err ~= nil and rate.is_throttle(err)
-  local r = lim:feedback(throttled)
+  local r = lim:feedback(throttled, sent_at)
   if r then
     self:log("info", ("throttled by %s (%s): sending at most %.2f requests/s"):format(
       lim.origin, errors.brief(err), r))
@@ -243,13 +243,14 @@ function Client:call(op)
         local waited = lim:take(self.sleep)
         if waited > 0 then self:log("debug", ("%s: waited %.3fs for the rate limit"):format(op.operation, waited)) end
       end
+      local sent_at = lim and lim.now()
       sent = sent + 1
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
       local res, cerr = runtime.transfer(self.session, req, self.transfer_ctx)
       local value, err
       local target = res and redirect_target(res, req.url)
       if target and hops < MAX_REDIRECTS then
-        if lim then rate_feedback(self, lim) end
+        if lim then rate_feedback(self, lim, sent_at) end
         hops = hops + 1
         if res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST") then
           method, body, form = "GET", nil, nil
@@ -266,7 +267,7 @@ function Client:call(op)
       end
       if res then
         value, err = op.decode(res, op, self.secrets)
-        if lim then rate_feedback(self, lim, value == nil and err or nil) end
+        if lim then rate_feedback(self, lim, sent_at, value == nil and err or nil) end
         if value ~= nil then return value end
       else
         err = errors.from_core(cerr, self.secrets)

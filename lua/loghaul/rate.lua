@@ -201,16 +201,22 @@ function Limiter:record(t)
 end
 
 --- Tells the limiter how an answer went: `throttled` when the server asked to slow down.
--- A throttle lowers the rate (and engages the adaptive part); other answers let it recover.
+-- A throttle lowers the rate (and engages the adaptive part), once per congestion event: the
+-- throttles of requests sent before the last decrease (concurrent requests refused together)
+-- are counted but lower nothing more. Other answers let the rate recover.
 -- @tparam boolean throttled
--- @treturn[opt] number the new rate (requests/s) after a throttle, else nil
-function Limiter:feedback(throttled)
+-- @tparam[opt] number sent_at the clock when the request was sent
+-- @treturn[opt] number the new rate (requests/s) after a throttle that lowered it, else nil
+function Limiter:feedback(throttled, sent_at)
   local t = self.now()
   local measured = self:record(t)
   if not self.adaptive then return nil end
   local k = M.constants
   local r
-  if throttled then
+  if throttled and self.engaged and sent_at and sent_at < self.last_fail then
+    self.throttles = self.throttles + 1
+    return nil
+  elseif throttled then
     -- the rate that was too much: what was measured, or the bucket's rate when lower
     local base = measured
     if self.fill then base = math.min(measured, self.fill) end

@@ -184,6 +184,29 @@ describe("rate limiter", function()
       near(1 / r, (lim:acquire()))
     end)
 
+    it("lowers the rate once for requests refused together (sent before the decrease)", function()
+      local c = clock(1000)
+      local lim = limiter(nil, c)
+      send(lim, c, 40, 20)
+      -- 16 requests in flight, all sent now, all refused
+      local sent_at = c.t
+      c.sleep(0.05)
+      local r = lim:feedback(true, sent_at)
+      assert.is_number(r)
+      for _ = 2, 16 do
+        c.sleep(0.001)
+        assert.is_nil(lim:feedback(true, sent_at))
+      end
+      assert.equal(r, lim:state().rate)
+      assert.equal(16, lim:state().throttles)
+      -- a request sent after the decrease and still refused lowers it again
+      c.sleep(1 / r)
+      local sent2 = c.t
+      c.sleep(0.05)
+      local r2 = lim:feedback(true, sent2)
+      assert.is_true(r2 < r)
+    end)
+
     it("with per_second, a throttle lowers the rate below it (the lower of measured and per_second)", function()
       local c = clock(1000)
       local lim = limiter({ per_second = 10 }, c)
