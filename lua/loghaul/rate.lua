@@ -16,7 +16,8 @@
 -- Pure: the clock is a function given to `new`; `acquire` says how long to wait instead of
 -- waiting, so one limiter serves blocking calls and scheduler tasks alike (`take` loops over
 -- `acquire` with the caller's `sleep`). Waiting callers queue in arrival order; each is told
--- to come back when its token will be there, and asks again then (the rate may have changed).
+-- to come back when its token will be there, or in 0.5 s when that is later (the rate may
+-- have grown meanwhile), and asks again then.
 -- @module loghaul.rate
 local M = {}
 
@@ -29,8 +30,10 @@ M.FIELDS = { "per_second", "burst", "adaptive" }
 M.constants = { beta = 0.7, scale = 0.4, min_rate = 0.5, smoothing = 0.8, bucket = 0.5, max_scale = 2 }
 
 -- the shortest wait `acquire` returns (never 0 while no token is there: no spinning on
--- rounding), and how long past its due time a queued caller keeps its place
-local MIN_WAIT, GRACE = 0.001, 1
+-- rounding); the longest (a caller told to wait at a low rate asks again this soon, so a
+-- rate that has since grown is used within it); how long past its due time a queued caller
+-- keeps its place
+local MIN_WAIT, MAX_WAIT, GRACE = 0.001, 0.5, 1
 
 --- The error codes that mean "slow down" (besides HTTP 429), by vendor envelope
 -- (see `loghaul.envelope`).
@@ -166,7 +169,7 @@ function Limiter:acquire(ticket)
     pos = #q
   end
   -- come back when the tokens for everyone ahead and for this caller will have been made
-  local wait = math.max(MIN_WAIT, (pos - self.tokens) / self.fill)
+  local wait = math.min(MAX_WAIT, math.max(MIN_WAIT, (pos - self.tokens) / self.fill))
   ticket.due = t + wait
   return wait, ticket
 end
@@ -213,7 +216,7 @@ function Limiter:feedback(throttled, sent_at)
   if not self.adaptive then return nil end
   local k = M.constants
   local r
-  if throttled and self.engaged and sent_at and sent_at < self.last_fail then
+  if throttled and self.engaged and sent_at and sent_at <= self.last_fail then
     self.throttles = self.throttles + 1
     return nil
   elseif throttled then

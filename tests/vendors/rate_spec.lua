@@ -109,23 +109,26 @@ describe("rate limiter", function()
 
     it("serves concurrent callers in arrival order, each told when its token will be there", function()
       local c = clock()
-      local lim = limiter({ per_second = 2, burst = 1 }, c)
+      local lim = limiter({ per_second = 10, burst = 1 }, c)
       assert.equal(0, (lim:acquire()))
       local w1, t1 = lim:acquire()
       local w2, t2 = lim:acquire()
       local w3, t3 = lim:acquire()
-      near(0.5, w1); near(1.0, w2); near(1.5, w3)
+      near(0.1, w1); near(0.2, w2); near(0.3, w3)
       -- a newcomer queues behind them, even when a token has come in the meantime
-      c.sleep(0.5)
-      local w4 = lim:acquire()
-      near(1.5, w4)
+      c.sleep(0.1)
+      local w4, t4 = lim:acquire()
+      near(0.3, w4)
       -- each comes back at its time and goes
       assert.equal(0, (lim:acquire(t1)))
-      c.sleep(0.5)
+      c.sleep(0.1)
       assert.equal(0, (lim:acquire(t2)))
-      c.sleep(0.5)
+      c.sleep(0.1)
       assert.equal(0, (lim:acquire(t3)))
       assert.equal(1, lim:state().queued)
+      c.sleep(0.1)
+      assert.equal(0, (lim:acquire(t4)))
+      assert.equal(0, lim:state().queued)
     end)
 
     it("a caller that never comes back gives up its place", function()
@@ -219,7 +222,21 @@ describe("rate limiter", function()
       local c = clock(1000)
       local lim = limiter(nil, c)
       assert.equal(0.5, lim:feedback(true))
-      near(2, (lim:acquire()))
+      -- the next token is 2 s away; the caller is told to ask again within 0.5 s (the rate
+      -- may grow meanwhile), and goes after 2 s
+      assert.equal(2, lim:take(c.sleep))
+    end)
+
+    it("tells a waiting caller to ask again within 0.5 s, and a grown rate lets it go sooner", function()
+      local c = clock(1000)
+      local lim = limiter({ per_second = 0.1, burst = 1 }, c)
+      assert.equal(0, (lim:acquire()))
+      local w, ticket = lim:acquire()
+      assert.equal(0.5, w) -- 10 s away at 0.1/s
+      lim.user_rate = 10 -- as if the rate had grown meanwhile
+      lim:set_rate(10, c.t)
+      c.sleep(w)
+      assert.equal(0, (lim:acquire(ticket)))
     end)
 
     it("never goes below the floor, however many throttles", function()
@@ -336,13 +353,111 @@ describe("rate limiter", function()
       assert.equal(3, #session.requests)
       -- the retry's backoff (0.25 s), then what the limiter adds: the throttle came before any
       -- rate was measured, so the retry goes at the floor rate, 2 s after the throttle
-      assert.equal(2, #clk.sleeps)
       near(0.25, clk.sleeps[1])
-      near(2, clk.sleeps[1] + clk.sleeps[2])
+      local total = 0
+      for _, w in ipairs(clk.sleeps) do
+        assert.is_true(w <= 0.5)
+        total = total + w
+      end
+      near(2, total)
       local lim = select(2, next(zl.client.limiters))
       assert.is_true(lim:state().engaged)
       assert(describe_logs(zl, clk))
       assert.equal(4, #session.requests)
+    end)
+
+    -- tasks as coroutines on the fake clock, as loghaul.run_all will run them: a sleep
+    -- yields the seconds to wait; the earliest wake-up runs next
+    local function run_tasks(clk, tasks)
+      local co, wake = {}, {}
+      for i, f in ipairs(tasks) do co[i], wake[i] = coroutine.create(f), clk.t end
+      while true do
+        local best
+        for i = 1, #tasks do
+          if co[i] and (not best or wake[i] < wake[best]) then best = i end
+        end
+        if not best then return end
+        if wake[best] > clk.t then clk.t = wake[best] end
+        local ok, s = coroutine.resume(co[best])
+        assert(ok, s)
+        if coroutine.status(co[best]) == "dead" then co[best] = nil else wake[best] = clk.t + s end
+      end
+    end
+    local function yield_sleep(s) coroutine.yield(s) end
+
+    -- a server that allows `per_second` requests a second after a burst, answering in `rtt`
+    -- seconds; records when each request arrived and how many it refused
+    local function limited_server(clk, per_second, burst, rtt)
+      local srv = { tokens = burst, last = clk.t, at = {}, refused = 0 }
+      srv.answer = function()
+        coroutine.yield(rtt)
+        srv.tokens = math.min(burst, srv.tokens + (clk.t - srv.last) * per_second)
+        srv.last = clk.t
+        srv.at[#srv.at + 1] = clk.t
+        if srv.tokens >= 1 then
+          srv.tokens = srv.tokens - 1
+          return { status = 200, headers = {}, body = PAGE.body }
+        end
+        srv.refused = srv.refused + 1
+        return { status = 429, headers = {}, body = LIMIT.body }
+      end
+      return srv
+    end
+
+    it("paces concurrent tasks together: 16 tasks x 4 calls stay within burst + per_second * t", function()
+      local zl, _, clk = zl_client({ rate = { per_second = 10, burst = 5 }, _sleep = yield_sleep }, {})
+      local srv = limited_server(clk, 1e9, 1e9, 0.02)
+      zl.client.session = require("vendors.fake").session{ default = srv.answer }
+      local t0, done = clk.t, 0
+      local tasks = {}
+      for i = 1, 16 do
+        tasks[i] = function()
+          for _ = 1, 4 do assert(describe_logs(zl, clk)) end
+          done = done + 1
+        end
+      end
+      run_tasks(clk, tasks)
+      assert.equal(16, done)
+      assert.equal(64, #srv.at)
+      for n, at in ipairs(srv.at) do
+        -- the n-th request leaves no earlier than the bucket allows (it arrives rtt later)
+        assert.is_true(at - 0.02 - t0 >= (n - 5) / 10 - 1e-9, ("request %d at %.3f"):format(n, at - t0))
+      end
+      near((64 - 5) / 10 + 0.02, srv.at[64] - t0, 1e-6)
+    end)
+
+    it("concurrent tasks against a limited server: the adaptive limiter cuts the refusals", function()
+      local function run(rate_opt)
+        local zl, _, clk = zl_client({ rate = rate_opt, _sleep = yield_sleep,
+          retry = { max_attempts = 20, base_delay = 0.05, max_delay = 0.5 } }, {})
+        local srv = limited_server(clk, 10, 10, 0.05)
+        zl.client.session = require("vendors.fake").session{ default = srv.answer }
+        local ok, tasks = 0, {}
+        for i = 1, 16 do
+          tasks[i] = function()
+            for _ = 1, 10 do
+              if describe_logs(zl, clk) then ok = ok + 1 end
+            end
+          end
+        end
+        local t0 = clk.t
+        run_tasks(clk, tasks)
+        return ok, srv.refused, clk.t - t0
+      end
+      local ok_a, refused_a, took_a = run(nil)
+      local ok_p, refused_p = run(false)
+      local ok_r, refused_r = run{ per_second = 8 }
+      -- 160 calls: the adaptive limiter meets the limit a few times, finishes every call
+      -- near the server's rate; without it the retries hammer the server and run out
+      assert.equal(160, ok_a)
+      -- the first wave (16 tasks at once, and the calls sent before the first refusal came
+      -- back) is refused; after that, CUBIC's probing meets the limit about every 2 s
+      assert.is_true(refused_a <= 30, "refused " .. refused_a)
+      assert.is_true(refused_p >= 5 * refused_a, ("refused %d without a limiter, %d with"):format(refused_p, refused_a))
+      assert.is_true(ok_p < 160)
+      assert.is_true(took_a < 160 / 10 * 1.25, "took " .. took_a)
+      assert.equal(160, ok_r)
+      assert.equal(0, refused_r)
     end)
 
     it("rate = false never waits and keeps no limiter", function()
