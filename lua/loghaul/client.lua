@@ -87,7 +87,9 @@ function M.new(opts, spec)
   c.sleep = opts._sleep or runtime.sleep
   c.random = opts._random or make_random(c.core)
   c.rate = rate.config(opts.rate) -- false, or the limiters' settings
-  c.rate_clock = opts.now or runtime.monotonic -- a wall clock may jump
+  -- the limiters' clock must be the one their sleep advances: the monotonic clock (not the
+  -- user's `now`, which may be coarse or frozen), or a test's fake clock with its fake sleep
+  c.rate_clock = opts._sleep and c.now or runtime.monotonic
   c.limiters = {}
   if opts.thread_pool ~= nil and opts.thread_pool ~= false and type(opts.thread_pool) ~= "string" then
     error("loghaul: option thread_pool must be a string (an nginx thread_pool name) or false", 3)

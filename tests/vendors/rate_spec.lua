@@ -460,6 +460,21 @@ describe("rate limiter", function()
       assert.equal(0, refused_r)
     end)
 
+    it("paces on the monotonic clock, not on the user's `now` (which may be frozen)", function()
+      local frozen = 1700000000
+      local zl = loghaul.zenlayer{ access_key_id = "A", access_key_password = "PPPP", log = false,
+        now = function() return frozen end, _session = fake.session{ default = PAGE },
+        rate = { per_second = 20, burst = 1 } }
+      local runtime = require "loghaul.runtime"
+      local t0 = runtime.monotonic()
+      for _ = 1, 4 do
+        assert(zl:describe_logs{ startTime = os.date("!%Y-%m-%dT%H:%M:%SZ", frozen - 60),
+                                 endTime = os.date("!%Y-%m-%dT%H:%M:%SZ", frozen) })
+      end
+      local took = runtime.monotonic() - t0
+      assert.is_true(took >= 3 / 20 - 0.01 and took < 2, "took " .. took)
+    end)
+
     it("rate = false never waits and keeps no limiter", function()
       local zl, session, clk = zl_client({ rate = false, retry = { max_attempts = 3, base_delay = 0.1 } },
         { LIMIT, PAGE, PAGE })
