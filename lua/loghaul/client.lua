@@ -230,6 +230,13 @@ function Client:call(op)
     -- origin gets a plain GET without them, and a body is never sent there
     local url, method, body, form, hops, foreign = op.url, op.method or "GET", op.body, op.form, 0, false
     while true do
+      -- the rate limit of the operation's origin (not of a host a redirect sent us to), waited
+      -- for before signing: a signature's timestamp or a token must not age in the queue
+      local lim = not foreign and self:limiter(op.url)
+      if lim then
+        local waited = lim:take(self.sleep)
+        if waited > 0 then self:log("debug", ("%s: waited %.3fs for the rate limit"):format(op.operation, waited)) end
+      end
       local req = { method = method, url = url, headers = util.copy(op.headers), body = body, form = form }
       if op.prepare then
         local ok, perr = op.prepare(req, n)
@@ -238,12 +245,6 @@ function Client:call(op)
       if op.auth and not foreign then
         local ok, aerr = op.auth:apply(req, self)
         if not ok then return nil, aerr, true end
-      end
-      -- the rate limit of the operation's origin (not of a host a redirect sent us to)
-      local lim = not foreign and self:limiter(op.url)
-      if lim then
-        local waited = lim:take(self.sleep)
-        if waited > 0 then self:log("debug", ("%s: waited %.3fs for the rate limit"):format(op.operation, waited)) end
       end
       local sent_at = lim and lim.now()
       sent = sent + 1

@@ -345,6 +345,16 @@ describe("rate limiter", function()
       assert.equal(1, n)
     end)
 
+    it("waits before signing: the signature's timestamp is the time the request leaves", function()
+      local zl, session, clk = zl_client({ rate = { per_second = 0.5, burst = 1 } }, { default = PAGE })
+      local t0 = clk.t
+      assert(describe_logs(zl, clk))
+      assert(describe_logs(zl, clk))
+      assert.equal(t0 + 2, clk.t)
+      assert.equal(tostring(t0), session.requests[1].headers["X-ZC-Timestamp"])
+      assert.equal(tostring(t0 + 2), session.requests[2].headers["X-ZC-Timestamp"])
+    end)
+
     it("without rate, a throttled answer slows the following requests down", function()
       local zl, session, clk = zl_client({ retry = { max_attempts = 3 } }, { PAGE, LIMIT, PAGE, PAGE })
       assert(describe_logs(zl, clk))
