@@ -3,6 +3,7 @@
 -- retryable. Vendor modules describe operations; this module runs them.
 -- @module loghaul.client
 local errors = require "loghaul.errors"
+local rate = require "loghaul.rate"
 local retry = require "loghaul.retry"
 local runtime = require "loghaul.runtime"
 local util = require "loghaul.util"
@@ -46,12 +47,16 @@ end
 
 --- Creates a client (used by the vendor constructors).
 -- Common options (all optional): `endpoint`/`base_url`, `ca_file`, `insecure`, `timeout`,
--- `connect_timeout`, `retry`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`,
+-- `connect_timeout`, `retry`, `rate`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`,
 -- `now` (a clock in Unix seconds, for signers and deadlines), and `thread_pool` (in nginx: the
 -- `thread_pool` transfers run on, default "loghaul"; false runs them in the worker, blocking).
 -- `timeout` (default 300 s) limits each attempt of an API call; downloads run with no total
 -- limit (the session's low-speed abort still ends a stalled one) unless `timeout` is given,
 -- which then limits every attempt of a download too (`client.timeout`, nil when not given).
+-- `rate = { per_second =, burst =, adaptive = }` paces the requests: one `loghaul.rate` token
+-- bucket per origin the client sends to (the API endpoint; a token endpoint on another host
+-- has its own), shared by every call and task of the client, lowered when the server
+-- throttles; `rate = false` turns it off, adaptive part included.
 -- @tparam table opts the user's options
 -- @tparam table spec `{ vendor =, default_endpoint =, user_agent = }`
 -- @treturn table the client
@@ -81,6 +86,11 @@ function M.new(opts, spec)
   c.now = opts.now or runtime.now
   c.sleep = opts._sleep or runtime.sleep
   c.random = opts._random or make_random(c.core)
+  c.rate = rate.config(opts.rate) -- false, or the limiters' settings
+  -- the limiters' clock must be the one their sleep advances: the monotonic clock (not the
+  -- user's `now`, which may be coarse or frozen), or a test's fake clock with its fake sleep
+  c.rate_clock = opts._sleep and c.now or runtime.monotonic
+  c.limiters = {}
   if opts.thread_pool ~= nil and opts.thread_pool ~= false and type(opts.thread_pool) ~= "string" then
     error("loghaul: option thread_pool must be a string (an nginx thread_pool name) or false", 3)
   end
@@ -151,6 +161,34 @@ local function origin(url)
   return u.scheme .. "://" .. u.host:lower() .. ":" .. tostring(u.port or default_ports[u.scheme])
 end
 
+--- The rate limiter for requests to `url`'s origin (created on first use), or nil when the
+-- client has `rate = false`. One per origin: the vendors count requests per account and API,
+-- and a client talks to one API host (plus, for Huawei, the IAM token host).
+-- @tparam string url
+-- @treturn table|nil a `loghaul.rate` limiter
+function Client:limiter(url)
+  if not self.rate then return nil end
+  local key = origin(url)
+  if not key then return nil end
+  local lim = self.limiters[key]
+  if not lim then
+    lim = rate.new(self.rate, self.rate_clock)
+    lim.origin = key
+    self.limiters[key] = lim
+  end
+  return lim
+end
+
+-- after an answer from a limited origin: tell its limiter, log a throttle
+local function rate_feedback(self, lim, sent_at, err)
+  local throttled = err ~= nil and rate.is_throttle(err)
+  local r = lim:feedback(throttled, sent_at)
+  if r then
+    self:log("info", ("throttled by %s (%s): sending at most %.2f requests/s"):format(
+      lim.origin, errors.brief(err), r))
+  end
+end
+
 -- The absolute URL a 3xx answer points to, or nil.
 local function redirect_target(res, base)
   if not (res.status == 301 or res.status == 302 or res.status == 303 or res.status == 307
@@ -192,6 +230,13 @@ function Client:call(op)
     -- origin gets a plain GET without them, and a body is never sent there
     local url, method, body, form, hops, foreign = op.url, op.method or "GET", op.body, op.form, 0, false
     while true do
+      -- the rate limit of the operation's origin (not of a host a redirect sent us to), waited
+      -- for before signing: a signature's timestamp or a token must not age in the queue
+      local lim = not foreign and self:limiter(op.url)
+      if lim then
+        local waited = lim:take(self.sleep)
+        if waited > 0 then self:log("debug", ("%s: waited %.3fs for the rate limit"):format(op.operation, waited)) end
+      end
       local req = { method = method, url = url, headers = util.copy(op.headers), body = body, form = form }
       if op.prepare then
         local ok, perr = op.prepare(req, n)
@@ -204,12 +249,14 @@ function Client:call(op)
         local ok, aerr = op.auth:apply(req, self)
         if not ok then return nil, aerr, true end
       end
+      local sent_at = lim and lim.now()
       sent = sent + 1
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
       local res, cerr = runtime.transfer(self.session, req, self.transfer_ctx)
       local value, err
       local target = res and redirect_target(res, req.url)
       if target and hops < MAX_REDIRECTS then
+        if lim then rate_feedback(self, lim, sent_at) end
         hops = hops + 1
         if res.status == 303 or ((res.status == 301 or res.status == 302) and method == "POST") then
           method, body, form = "GET", nil, nil
@@ -226,6 +273,7 @@ function Client:call(op)
       end
       if res then
         value, err = op.decode(res, op, self.secrets)
+        if lim then rate_feedback(self, lim, sent_at, value == nil and err or nil) end
         if value ~= nil then return value end
       else
         err = errors.from_core(cerr, self.secrets)

@@ -15,7 +15,8 @@ end
 local function new_client(script, extra)
   local c = fake.clock(1000)
   local opts = { endpoint = "https://api.example.com", _session = fake.session(script), now = c.now,
-                 _sleep = c.sleep, _random = function() return 1 end, log = false }
+                 _sleep = c.sleep, _random = function() return 1 end, log = false,
+                 rate = false } -- the retry policy alone (the rate limiter: tests/vendors/rate_spec)
   for k, v in pairs(extra or {}) do opts[k] = v end
   return client_mod.new(opts, { vendor = "test" }), c
 end
