@@ -45,5 +45,8 @@ int luaopen_loghaul_core(lua_State *L)
     lh_open_crypto(L);
     lh_open_sign(L);
     lh_open_clock(L);
+    lh_open_file(L);
+    lh_open_json(L);
+    lh_open_jsonl(L);
     return 1;
 }
