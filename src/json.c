@@ -152,7 +152,7 @@ static int scan_number(const unsigned char *s, size_t n, size_t *pos)
         i++;
     if (i >= n) {
         *pos = i;
-        return JS_TRUNCATED;
+        return JS_NUMBER;
     }
     if (s[i] == '0') {
         i++;
@@ -171,7 +171,7 @@ static int scan_number(const unsigned char *s, size_t n, size_t *pos)
         i++;
         if (i >= n || !is_digit(s[i])) {
             *pos = i;
-            return i >= n ? JS_TRUNCATED : JS_NUMBER;
+            return JS_NUMBER; /* "1.", "1e": what cjson's strtod may take */
         }
         while (i < n && is_digit(s[i]))
             i++;
@@ -182,7 +182,7 @@ static int scan_number(const unsigned char *s, size_t n, size_t *pos)
             i++;
         if (i >= n || !is_digit(s[i])) {
             *pos = i;
-            return i >= n ? JS_TRUNCATED : JS_NUMBER;
+            return JS_NUMBER; /* "1.", "1e": what cjson's strtod may take */
         }
         while (i < n && is_digit(s[i]))
             i++;

@@ -51,7 +51,7 @@ static void writer_close_fd(writer_t *w)
 // @function jsonl_writer
 // @tparam string path the final name
 // @tparam[opt] integer resume_at continue a `.part` a previous run left: it is truncated to
-//   this many bytes (refused when it is shorter)
+//   this many bytes (refused with code `BAD_RESUME` when it is shorter)
 // @return the writer, or nil, err (`kind = "io"`)
 static int l_jsonl_writer(lua_State *L)
 {
@@ -88,7 +88,10 @@ static int l_jsonl_writer(lua_State *L)
         struct stat st;
         if (fstat(w->fd, &st) != 0 || st.st_size < (off_t)resume) {
             writer_close_fd(w);
-            return io_error(L, "cannot resume (shorter than the saved length)", w->part, ERANGE);
+            io_error(L, "cannot resume (shorter than the saved length)", w->part, ERANGE);
+            lua_pushliteral(L, "BAD_RESUME"); /* as session:request's resume_from past the end */
+            lua_setfield(L, -2, "code");
+            return 2;
         }
         if (ftruncate(w->fd, (off_t)resume) != 0 || lseek(w->fd, 0, SEEK_END) < 0) {
             int e = errno;
