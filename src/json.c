@@ -10,6 +10,7 @@
  * control bytes inside strings, and stops at a NUL byte; this scanner refuses all three,
  * and loghaul.json runs it before cjson, so "accepted" means RFC 8259 everywhere. Like
  * cjson it refuses an unpaired UTF-16 surrogate escape and does not validate UTF-8. */
+#include <stdint.h>
 #include <string.h>
 
 #include "json.h"
@@ -78,6 +79,32 @@ static const unsigned char string_stop[256] = {
     [0 ... 31] = 1, ['"'] = 1, ['\\'] = 1,
 };
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The first byte at or after i that ends the fast path (or n): eight bytes at a time while
+ * none of them is a quote, a backslash or a control byte (exact word tests), then bytewise. */
+static size_t skip_plain(const unsigned char *s, size_t n, size_t i)
+{
+    for (;;) {
+        size_t lim;
+        while (n - i >= 8) {
+            uint64_t v, q, b;
+            memcpy(&v, s + i, 8);
+            q = v ^ (ONES * '"');
+            b = v ^ (ONES * '\\');
+            if ((((q - ONES) & ~q) | ((b - ONES) & ~b) | ((v - ONES * 0x20) & ~v)) & HIGHS)
+                break;
+            i += 8;
+        }
+        lim = n - i > 8 ? i + 8 : n;
+        while (i < lim && !string_stop[s[i]])
+            i++;
+        if (i < lim || i >= n)
+            return i;
+    }
+}
+
 /* Scans the string whose opening quote is at s[*pos]; *pos ends just past the closing quote.
  * *escaped is set when it holds a backslash. Returns JS_OK or an error (*pos at the fault). */
 static int scan_string(const unsigned char *s, size_t n, size_t *pos, int *escaped)
@@ -86,8 +113,7 @@ static int scan_string(const unsigned char *s, size_t n, size_t *pos, int *escap
     *escaped = 0;
     for (;;) {
         unsigned char c;
-        while (i < n && !string_stop[s[i]])
-            i++;
+        i = skip_plain(s, n, i);
         if (i >= n) {
             *pos = n;
             return JS_TRUNCATED;
@@ -489,6 +515,19 @@ static void on_at(void *ud, int p, size_t a, size_t b)
     r->found[p] = 1;
 }
 
+/* The JSON type of the value whose first byte is c. */
+static const char *type_name(char c)
+{
+    switch (c) {
+    case '{': return "object";
+    case '[': return "array";
+    case '"': return "string";
+    case 't': case 'f': return "boolean";
+    case 'n': return "null";
+    default: return "number";
+    }
+}
+
 static const char *text_arg(lua_State *L, int idx, size_t *n)
 {
     return luaL_checklstring(L, idx, n); /* anchored: an argument */
@@ -501,7 +540,10 @@ static const char *text_arg(lua_State *L, int idx, size_t *n)
 // found in one pass.
 // @function json_at
 // @tparam string text JSON text
-// @tparam {string,...} path e.g. `{ "response", "cursor" }`; `{}` is the whole value
+// @tparam {string,...} path e.g. `{ "response", "cursor" }`; `{}` is the whole value; with
+//   `type = true` in the path table (`{ "response", type = true }`) the value's JSON type is
+//   returned instead of its text ("object", "array", "string", "number", "boolean", "null"),
+//   so a large value is not copied only to be looked at
 // @tparam[opt] {string,...} ... more paths
 // @return for each path its raw text (a string) or `false` when absent; or nil and a
 //   message naming the byte offset of the fault when the text is not well-formed JSON
@@ -514,6 +556,7 @@ static int l_json_at(lua_State *L)
     lh_json_path_t paths[LH_JSON_MAX_PATHS];
     at_result_t r;
     lh_json_scan_t sc;
+    int want_type[LH_JSON_MAX_PATHS];
     if (np < 1)
         return luaL_argerror(L, 2, "path expected");
     if (np > LH_JSON_MAX_PATHS)
@@ -521,6 +564,10 @@ static int l_json_at(lua_State *L)
     for (p = 0; p < np; p++) {
         paths[p].keys = keys[p];
         paths[p].len = read_path(L, p + 2, keys[p], p + 2);
+        lua_pushliteral(L, "type");
+        lua_rawget(L, p + 2);
+        want_type[p] = lua_toboolean(L, -1);
+        lua_pop(L, 1);
     }
     memset(&r, 0, sizeof r);
     memset(&sc, 0, sizeof sc);
@@ -534,10 +581,12 @@ static int l_json_at(lua_State *L)
     }
     luaL_checkstack(L, np, "json_at");
     for (p = 0; p < np; p++) {
-        if (r.found[p])
-            lua_pushlstring(L, text + r.a[p], r.b[p] - r.a[p]);
-        else
+        if (!r.found[p])
             lua_pushboolean(L, 0);
+        else if (want_type[p])
+            lua_pushstring(L, type_name(text[r.a[p]]));
+        else
+            lua_pushlstring(L, text + r.a[p], r.b[p] - r.a[p]);
     }
     return np;
 }

@@ -91,9 +91,11 @@ function M.check_range(start_s, end_s, now, any_length)
 end
 
 -- JSON paths of a DescribeLogs answer, read in one pass of the core's scanner
-local P_RESP, P_RID, P_RRID, P_RCUR, P_RDS = { "response" }, { "requestId" }, { "response", "requestId" },
-  { "response", "cursor" }, { "response", "dataSet" }
-local P_CODE, P_CUR, P_DS = { "code" }, { "cursor" }, { "dataSet" }
+local P_RESP, P_RID, P_RRID, P_RCUR, P_RDS = { "response", type = true }, { "requestId" },
+  { "response", "requestId" }, { "response", "cursor" }, { "response", "dataSet", type = true }
+local P_CODE, P_CUR, P_DS = { "code" }, { "cursor" }, { "dataSet", type = true }
+-- the records' paths for core.json_array and writer:write_page
+local DS_RESP, DS_TOP = { "response", "dataSet" }, { "dataSet" }
 -- private fields of a page for the cursor loops: its text and the path of its records
 local BODY, PATH = {}, {}
 
@@ -120,11 +122,14 @@ local function decode_page(res, op, secrets, tables)
                                            message = "DescribeLogs answer is not JSON (" .. rid .. ")" }, secrets)
   end
   if body:match("^%s*(.)") ~= "{" then return bad_page(res, secrets, "not a JSON object") end
-  local top = not present(resp) -- `{requestId, dataSet, cursor}` without the `response` wrapper
+  -- resp and the dataSets are JSON type names (no copy of a large value)
+  local top = resp == false or resp == "null" -- `{requestId, dataSet, cursor}` without `response`
   if top and present(code) then return envelope.zenlayer(res, op, secrets) end -- an error on a 200
-  if not top and resp:byte(1) ~= 123 then return bad_page(res, secrets, "response is not an object") end
+  if not top and resp ~= "object" then return bad_page(res, secrets, "response is not an object") end
   local dsr = top and ds or rds
-  if present(dsr) and dsr:byte(1) ~= 91 then return bad_page(res, secrets, "dataSet is not an array") end
+  if dsr ~= false and dsr ~= "null" and dsr ~= "array" then
+    return bad_page(res, secrets, "dataSet is not an array")
+  end
   -- every ZLS answer carries a requestId: `{}` is not an empty page (it would end a cursor
   -- loop early and silently)
   local id = (not top and present(rrid)) and rrid or rid
@@ -141,7 +146,7 @@ local function decode_page(res, op, secrets, tables)
   end
   page.requestId = json.decode_checked(id)
   page.cursor = c
-  page[BODY], page[PATH] = body, top and P_DS or P_RDS
+  page[BODY], page[PATH] = body, top and DS_TOP or DS_RESP
   return page
 end
 
@@ -378,6 +383,21 @@ local function load_state(core, path, key)
   return st
 end
 
+-- Saves a state file as a one-line JSON Lines file, the way the output is written: into
+-- `path.part` (a fixed name: a run killed while saving leaves a file the next save truncates
+-- and reuses, where a random temporary name would be left behind), synced, then renamed.
+local function save_state(core, path, state)
+  local w, err = core.jsonl_writer(path)
+  if not w then return nil, err end
+  local ok, werr = w:write_page("[" .. json.encode(state) .. "]", {})
+  if ok then ok, werr = w:commit() end
+  if not ok then
+    w:abort()
+    return nil, type(werr) == "table" and werr or { kind = "io", message = tostring(werr) }
+  end
+  return true
+end
+
 --- Writes every audit log record of a time range as JSON Lines: one record per line, its raw
 -- JSON text exactly as the server sent it (every field, every digit), written by the core
 -- straight from each page (no Lua string per record; memory stays flat whatever the range).
@@ -386,11 +406,14 @@ end
 -- made durable and renamed over `output` (a failed run leaves nothing at `output`).
 --
 -- With `state_file`, a run can be resumed: after every page the `.part` is synced and the
--- state (window, cursor, counts, the `.part`'s length) is saved atomically; a later run with
+-- state (window, cursor, counts, the `.part`'s length) is saved atomically (written to
+-- `state_file.part`, synced, renamed); a later run with
 -- the same parameters and `state_file` truncates the `.part` to the saved length and goes on
 -- from there, so each record lands exactly once across a killed run and its rerun (a missing
 -- or short `.part` starts over). A failed run keeps both for the rerun; success removes the
--- state file. Another run's state file is refused (`invalid` `BAD_STATE_FILE`).
+-- state file. Whatever a killed run leaves (`output.part`, `state_file`, `state_file.part`) is
+-- reused or removed by the next run with the same parameters. Another run's state file is
+-- refused (`invalid` `BAD_STATE_FILE`).
 --
 -- `output = "-"` writes to standard output (no `.part`, no rename, no state file).
 -- @tparam table params as `each_log` (`start_time`, `end_time`, `res_uid`, `res_event`,
@@ -451,7 +474,7 @@ function Zl:write_logs(params)
       if sok then
         local state = loop:state()
         state.version, state.key, state.records, state.bytes = 1, key, records, (w:size())
-        sok, serr = core.write_file(state_file, json.encode(state))
+        sok, serr = save_state(core, state_file, state)
       end
       if not sok then return fail(errors.from_core(serr)) end
     end
@@ -459,7 +482,10 @@ function Zl:write_logs(params)
   local bytes = w:size()
   local path, cerr = w:commit()
   if not path then return fail(errors.from_core(cerr)) end
-  if state_file then core.remove(state_file) end
+  if state_file then
+    core.remove(state_file)
+    core.remove(state_file .. ".part")
+  end
   return { path = path, records = records, pages = loop.pages, bytes = bytes }
 end
 

@@ -20,6 +20,16 @@ local USERS = { "ops@example.com", "api-robot@example.com", "admin@example.com" 
 
 local data, data_key
 
+local FIELDS = { "resUid", "resType", "resEvent", "opsTime", "eventSource", "apiVersion", "opsUser", "clientIP",
+                 "request", "response" }
+
+-- a JSON object from a flat list { k1, v1, k2, v2, ... }, keys in that order
+local function ordered(kv)
+  local parts = {}
+  for j = 1, #kv, 2 do parts[#parts + 1] = json.encode(kv[j]) .. ":" .. json.encode(kv[j + 1]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 local function h(i) return (i * 2654435761 + 12345) % 4294967296 end
 
 local function iso_ms(ms)
@@ -49,18 +59,19 @@ local function records(cfg)
     local ev = (x % #RES_EVENTS) + 1
     local uid = string.format("bmi-%08x", (math.floor(x / 7) % 23) * 2654435 % 4294967296)
     local with_body = x % 3 ~= 0
-    out[i] = {
-      t = math.floor(ms / 1000),
-      rec = {
-        resUid = uid, resType = RES_TYPES[ev], resEvent = RES_EVENTS[ev], opsTime = iso_ms(ms),
-        eventSource = (x % 2 == 0) and "console" or "api", apiVersion = "2023-08-04",
-        opsUser = USERS[(math.floor(x / 11) % #USERS) + 1],
-        clientIP = IPS[(math.floor(x / 13) % #IPS) + 1],
-        request = with_body and json.encode { instanceId = uid, seq = i, name = "node-" .. (x % 1000) } or json.null,
-        response = with_body and json.encode { requestId = string.format("%08x", x), ok = true } or json.null,
-      },
+    local rec = {
+      resUid = uid, resType = RES_TYPES[ev], resEvent = RES_EVENTS[ev], opsTime = iso_ms(ms),
+      eventSource = (x % 2 == 0) and "console" or "api", apiVersion = "2023-08-04",
+      opsUser = USERS[(math.floor(x / 11) % #USERS) + 1],
+      clientIP = IPS[(math.floor(x / 13) % #IPS) + 1],
+      request = with_body and ordered({ "instanceId", uid, "seq", i, "name", "node-" .. (x % 1000) }) or json.null,
+      response = with_body and ordered({ "requestId", string.format("%08x", x), "ok", true }) or json.null,
     }
-    out[i].text = json.encode(out[i].rec)
+    local kv = {}
+    for _, k in ipairs(FIELDS) do kv[#kv + 1] = k; kv[#kv + 1] = rec[k] end
+    -- the text is built in a fixed key order: every worker sends the same bytes (a table's
+    -- iteration order differs between workers)
+    out[i] = { t = math.floor(ms / 1000), rec = rec, text = ordered(kv) }
   end
   data, data_key = out, key
   return data
