@@ -18,7 +18,7 @@ COREJIT := build/luajit/loghaul/core.so
 
 # The Debian packages the build, tests, demo and benchmarks need (DEVELOPERS.md explains each).
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-cjson luarocks lua-busted lua-check lua-ldoc \
-  lua-socket lua-sec luajit2 libluajit2-5.1-dev libcurl4-openssl-dev libssl-dev curl \
+  lua-socket lua-sec lua-http lua-luaossl luajit2 libluajit2-5.1-dev libcurl4-openssl-dev libssl-dev curl \
   openssl nginx libnginx-mod-http-lua clang libclang-rt-14-dev valgrind time pkg-config make \
   iproute2 procps lua-markdown ca-certificates gcc libc6-dev
 
@@ -141,8 +141,9 @@ doc: deps
 	{ cat doc/core_module.c; echo; cat $(SRCS); } > build/doc/loghaul.core.c
 	ldoc .
 
+# bench/transfer, then bench/cursor; writes bench/RESULTS.md (bench/report)
 bench: all
-	bench/transfer
+	bench/report
 
 # a 1 GiB download inside nginx: probe latency with and without the thread pool
 bench-openresty: all

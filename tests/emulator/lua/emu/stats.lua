@@ -2,7 +2,8 @@
 -- A connection is counted once, when its first counted request arrives: the connection
 -- serial number (ngx.var.connection) is shared by all workers, so a shared-dict key per
 -- serial tells a new connection from a reused one. Those keys survive reset on purpose:
--- a connection kept alive across a reset is not "new" afterwards.
+-- a connection kept alive across a reset is not "new" afterwards. tls_handshakes counts the
+-- new connections on the TLS port: each began with a handshake (full, or resumed from the cache).
 local M = {}
 
 local function counted()
@@ -18,6 +19,7 @@ function M.count()
   d:incr("path:" .. ngx.var.uri, 1, 0)
   if ngx.shared.emu_conns:add(ngx.var.connection, true, 3600) then
     d:incr("connections", 1, 0)
+    if ngx.var.https == "on" then d:incr("tls_handshakes", 1, 0) end
   end
 end
 
@@ -38,6 +40,7 @@ function M.get()
   return {
     connections = d:get("connections") or 0,
     requests = d:get("requests") or 0,
+    tls_handshakes = d:get("tls_handshakes") or 0,
     faults_fired = d:get("faults_fired") or 0,
     compressed = d:get("compressed") or 0,
     paths = paths,
@@ -51,6 +54,7 @@ function M.reset()
   end
   d:set("requests", 0)
   d:set("connections", 0)
+  d:set("tls_handshakes", 0)
   d:set("faults_fired", 0)
   d:set("compressed", 0)
 end
