@@ -220,6 +220,19 @@ describe("yeastar against the emulator", function()
       assert.equal(0, T.counters("yeastar").downloads)
     end)
 
+    it("a legal name of 251 to 255 bytes downloads under a short temporary name (issue 8 item 7)", function()
+      for _, n in ipairs{ 251, 255 } do
+        local name = ("L"):rep(n - 4) .. ".tar"
+        T.vendors.configure{ yeastar = { hostile_file = name } }
+        local file, err = client():download_system_logs({ day(1) }, { dest = tmp .. "/" })
+        assert.is_nil(err)
+        assert.equal(tmp .. "/" .. name, file.path)
+        assert.equal(file.sha256, T.sha256sum(file.path))
+        assert.same({ name }, T.ls(tmp))
+        os.remove(file.path)
+      end
+    end)
+
     it("refuses a file name that is not a log name before sending", function()
       local _, err = client():download_system_logs({ "../x" }, { dest = tmp .. "/" })
       assert.equal("invalid", err.kind)
