@@ -129,6 +129,8 @@ function Pbx:download_system_logs(files, opts)
     file, err = download.fetch(c, {
       operation = "download", url = c.base_url .. link.download_resource_url, auth = auth,
       decode = envelope.yeastar, dest = opts and opts.dest, name = link.file,
+      -- the same files, the same temporary name in every run (the URL changes each time)
+      part_key = "yeastar " .. c.base_url .. " " .. table.concat(files, ","),
     })
     if file then return file end
     last = err
