@@ -104,6 +104,10 @@ end
 
 M.version = "0.1.0"
 
+--- Transfers under way in this Lua state: a finalizer (a Yeastar client's `__gc`) may run
+-- inside one, in a libcurl callback, where it must not start a transfer of its own.
+M.transfers_running = 0
+
 --- Registers a literal secret (key, password, token) so that it is redacted everywhere.
 -- @tparam string s
 function Client:secret(s)
@@ -221,7 +225,10 @@ function Client:call(op)
       end
       sent = sent + 1
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
-      local res, cerr = runtime.transfer(self.session, req, self.transfer_ctx)
+      M.transfers_running = M.transfers_running + 1
+      local tok, res, cerr = pcall(runtime.transfer, self.session, req, self.transfer_ctx)
+      M.transfers_running = M.transfers_running - 1
+      if not tok then error(res, 0) end
       local value, err
       local target = res and redirect_target(res, req.url)
       if target and hops < MAX_REDIRECTS then
