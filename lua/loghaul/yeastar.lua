@@ -67,8 +67,10 @@ local function drain_pending(self)
     local p = pending[i]
     if p.base_url == c.base_url then
       table.remove(pending, i)
-      c:call{ operation = "del_token", method = "GET", decode = envelope.yeastar,
-              url = c:url("/openapi/v1.0/del_token", { access_token = p.token }) }
+      c:secret(p.token) -- redacted from this client's log lines too
+      pcall(c.call, c, { operation = "del_token", method = "GET", decode = envelope.yeastar,
+                         url = c:url("/openapi/v1.0/del_token", { access_token = p.token }) })
+      c:forget(p.token)
     end
   end
 end

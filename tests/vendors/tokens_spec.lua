@@ -208,6 +208,25 @@ describe("tokens against the emulator", function()
       assert.is_nil(T.read(cache):find(F.iam.password, 1, true))
     end)
 
+    it("IAM: token_cache also works as a clouddc client option; refused without IAM auth", function()
+      local cache = tmp .. "/c/tokens.json"
+      local function dc(auth)
+        return loghaul.clouddc(T.opts{ project_id = F.clouddc.project_id, token_cache = cache, auth = auth })
+      end
+      local iam_auth = { iam_endpoint = e.base_url, user = F.iam.user, password = F.iam.password,
+                         domain = F.iam.domain, project = F.iam.project }
+      for _ = 1, 2 do
+        local c = dc(iam_auth)
+        local _, err = c:show_logs_export_status(F.clouddc.server_id, "x")
+        assert.are_not.equal("auth", err and err.kind)
+        c:close()
+      end
+      assert.equal(1, T.counters("iam").logins)
+      assert.equal("600", mode_of(cache))
+      assert.has_error(function() dc{ access_key = F.clouddc.access_key, secret_key = F.clouddc.secret_key } end,
+                       "loghaul.clouddc: token_cache needs IAM password auth (a token or AK/SK has nothing to cache)")
+    end)
+
     it("processes starting together share one login (flock)", function()
       local cache = tmp .. "/tokens.json"
       local script = q(T.shell.root .. "/tests/vendors/token_child.lua")
