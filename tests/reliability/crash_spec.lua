@@ -73,6 +73,7 @@ describe("crash safety (SIGKILL at random moments, then the same run again)", fu
       if name:match("^%.loghaul%-%x+%.part$") then
         assert.is_false(after_full, "a completed run left " .. name)
         seen.part = seen.part or name
+        seen.parts = (seen.parts or 0) + 1
         assert.equal(seen.part, name, "the temporary name changed between runs")
       else
         local orig = original_of(name)
@@ -111,6 +112,8 @@ describe("crash safety (SIGKILL at random moments, then the same run again)", fu
       if after_full then assert.equal(1, n) end
     end)
     assert.same({ name }, entries(dir))
+    -- some kills landed mid-download (else this spec would have checked little)
+    assert.is_true((seen.parts or 0) >= 1, "no kill left a .part")
   end)
 
   it("Yeastar download (token cache shared by the runs)", function()
@@ -126,6 +129,7 @@ describe("crash safety (SIGKILL at random moments, then the same run again)", fu
     end)
     assert.equal(4, completed)
     assert.is_true(finals >= completed)   -- each run's archive has its own name
+    assert.is_true((seen.parts or 0) >= 1, "no kill left a .part")
     -- the runs shared the cached token: no pile of tokens against the cap (a run killed
     -- between its login and the cache write costs one more login, nothing else)
     local c = T.counters("yeastar")
