@@ -117,6 +117,9 @@ describe("crash safety (SIGKILL at random moments, then the same run again)", fu
   end)
 
   it("Yeastar download (token cache shared by the runs)", function()
+    -- a bigger archive: the download must be a fair share of a run (login, URL, download)
+    -- for random kills to land in it
+    T.vendors.configure{ yeastar = { archive_size = 2000000 } }
     local dir, seen, finals = tmp .. "/dl", {}, 0
     local completed = play("yeastar", function(after_full)
       finals = check_downloads(dir, function(f)
