@@ -58,10 +58,25 @@ function M.new(opts)
     end
     self.auth = aksk_auth(c, a.access_key, a.secret_key)
   else
+    -- token_cache: in `auth` or beside it (DESIGN.md names it a client option)
+    if opts.token_cache ~= nil and a.token_cache == nil then
+      local copy = {}
+      for k, v in pairs(a) do copy[k] = v end
+      copy.token_cache = opts.token_cache
+      a = copy
+    end
     self.auth = iam.new(c, a)
+    return self
+  end
+  if opts.token_cache ~= nil or a.token_cache ~= nil then
+    error("loghaul.clouddc: token_cache needs IAM password auth (a token or AK/SK has nothing to cache)", 2)
   end
   return self
 end
+
+--- Options added with the token cache, for the allow-list of options: `token_cache` on the
+-- client and in an IAM `auth` table.
+M.extra_options = { "token_cache" }
 
 local function check_ids(operation, ...)
   for i = 1, select("#", ...) do
@@ -145,6 +160,9 @@ function Dc:download_server_logs(server_id, export_id, opts)
     operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),
     auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest, mode = opts and opts.mode,
     default_name = server_id .. "-" .. export_id .. "-dump.tar.gz",
+    -- every export of one server downloads to the same temporary name: a killed run's .part
+    -- is removed by the next one
+    part_key = "clouddc " .. self.client.base_url .. " " .. self.project_id .. " " .. server_id,
   })
 end
 
