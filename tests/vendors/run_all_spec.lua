@@ -110,6 +110,25 @@ describe("loghaul.run_all", function()
     zl:close()
   end)
 
+  it("a Yeastar client shared by tasks logs in once, and downloads one file per day at once", function()
+    vendors.reset()
+    local pbx = loghaul.yeastar{ base_url = e.base_url, ca_file = e.ca_file, log = false,
+      client_id = vendors.fixtures.yeastar.client_id, client_secret = vendors.fixtures.yeastar.client_secret }
+    local dir = require("helpers.util").tmpdir()
+    local days = {}
+    for i = 1, 5 do days[i] = os.date("!%Y%m%d", os.time() - i * 86400) end
+    local by_day = pbx:download_system_logs(days, { dest = dir .. "/", concurrency = 5 })
+    for _, d in ipairs(days) do
+      assert.is_table(by_day[d].file, d .. ": " .. tostring(by_day[d].err))
+      assert.are.equal(require("helpers.util").sha256sum(by_day[d].file.path), by_day[d].file.sha256)
+    end
+    local y = vendors.state().yeastar
+    assert.are.equal(1, y.login_attempts)
+    assert.are.equal(5, y.downloads)
+    pbx:close()
+    require("helpers.util").rmdir(dir)
+  end)
+
   it("refuses bad arguments with messages that name them", function()
     assert.has_error(function() loghaul.run_all("x") end, "loghaul.run_all: tasks must be a list of functions")
     assert.has_error(function() loghaul.run_all({ 1 }) end, "loghaul.run_all: tasks[1] must be a function, got number")

@@ -4,6 +4,7 @@
 local cache_mod = require "loghaul.auth.cache"
 local envelope = require "loghaul.envelope"
 local json = require "loghaul.json"
+local single_flight = require "loghaul.auth.single_flight"
 local util = require "loghaul.util"
 
 local M = {}
@@ -123,8 +124,10 @@ end
 -- @treturn string|nil the token, or nil, err
 function Iam:token()
   if self.value and self.client.now() < self.renew_at then return self.value end
-  if self.cache then return from_cache(self) end
-  return self:fetch()
+  return single_flight.run(self, function()
+    if self.cache then return from_cache(self) end
+    return self:fetch()
+  end)
 end
 
 --- Adds `X-Auth-Token` to a request (pipeline hook).

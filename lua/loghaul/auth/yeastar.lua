@@ -15,6 +15,7 @@ local cache_mod = require "loghaul.auth.cache"
 local envelope = require "loghaul.envelope"
 local errors = require "loghaul.errors"
 local json = require "loghaul.json"
+local single_flight = require "loghaul.auth.single_flight"
 local util = require "loghaul.util"
 
 local M = {}
@@ -160,9 +161,11 @@ end
 -- @treturn string|nil the token, or nil, err
 function Provider:access_token()
   if self.access and self.client.now() < self.access_renew_at then return self.access end
-  if self.cache then return from_cache(self) end
-  if not self.access then return self:login() end
-  return renew(self)
+  return single_flight.run(self, function()
+    if self.cache then return from_cache(self) end
+    if not self.access then return self:login() end
+    return renew(self)
+  end)
 end
 
 --- Adds `access_token=` to the request's query string (pipeline hook).
