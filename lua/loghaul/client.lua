@@ -123,15 +123,15 @@ function Client:redact(s)
   return errors.redact(s, self.secrets)
 end
 
---- Logs through the user's `log` option, secrets redacted.
+--- Logs through the user's `log` option, secrets redacted. An error the log function raises
+-- is not caught: it stops the operation and reaches the caller, as on_progress's do.
 -- @tparam string level "debug" | "info" | "warn" | "error"
 -- @tparam string message
 function Client:log(level, message)
   local f = self.user_log
   if f == false then return end
   f = f or default_log
-  local ok, err = pcall(f, level, self:redact(message))
-  if not ok then io.stderr:write("loghaul: log function raised: ", tostring(err), "\n") end
+  f(level, self:redact(message))
 end
 
 --- A URL on this client's endpoint.

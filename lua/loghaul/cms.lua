@@ -68,6 +68,7 @@ function Cms:upload_client_log(path, opts)
     e.vendor, e.operation = "cms", "uploadClientLog"
     return nil, e
   end
+  local on_upload, upload_done = progress.transfer(c, "upload")
   local v, err = c:call{
     operation = "uploadClientLog", method = "POST", url = c.base_url .. M.path,
     headers = { FileType = tostring(file_type) },
@@ -75,7 +76,7 @@ function Cms:upload_client_log(path, opts)
     -- a write: an upload that timed out may have arrived, so a timeout is not retried
     -- (429, 5xx and connection failures still are: a second copy of a log is harmless)
     auth = self.auth, allow_empty = true, write = true,
-    prepare = function(req) req.progress = progress.transfer(c, "upload") return true end,
+    prepare = function(req) req.progress = on_upload return true end,
     decode = envelope.huawei,
   }
   if not v then return nil, err end
@@ -85,6 +86,7 @@ function Cms:upload_client_log(path, opts)
       message = tostring(v.message or v.resultDesc or v.description or "upload not accepted") }
   end
   v.status = "200"
+  if upload_done then upload_done(fs.size(path)) end -- the 100 % event, never dropped
   return v
 end
 

@@ -268,7 +268,13 @@ function M.fetch(client, spec)
       return nil, e
     end,
   }
-  local ok, err = client:call(op)
+  -- an error raised by a callback (on_progress, log, Ctrl-C's `interrupted!`) ends the
+  -- download: the .part goes, then the error goes on to the caller unchanged
+  local called, ok, err = pcall(client.call, client, op)
+  if not called then
+    fs.remove(part)
+    error(ok, 0)
+  end
   if not ok then
     fs.remove(part)
     if err.kind == "io" and not err.message:find(part, 1, true) then
