@@ -24,18 +24,20 @@ M.max_size = 1000
 local ILLEGAL = "INVALID_PARAMETER__ILLEGAL_TIME"
 local FORMAT = "INVALID_TIME_FORMAT"
 
+local new_options = client_mod.options{ "access_key_id", "access_key_password" }
+
 --- Creates a Zenlayer client.
 -- @tparam table opts `access_key_id`, `access_key_password`, optional `endpoint`
 --   (default https://console.zenlayer.com), and the common client options
 -- @treturn table the client
 function M.new(opts)
-  if type(opts) ~= "table" then error("loghaul.zenlayer: options table expected", 2) end
+  client_mod.check_new(opts, new_options, "loghaul.zenlayer")
   for _, n in ipairs{ "access_key_id", "access_key_password" } do
     if type(opts[n]) ~= "string" or opts[n] == "" then
-      error("loghaul.zenlayer: " .. n .. " must be a non-empty string", 2)
+      util.raise("loghaul.zenlayer: " .. n .. (opts[n] == nil and " is missing" or " must be a non-empty string"))
     end
   end
-  local c = client_mod.new(opts, { vendor = "zenlayer", default_endpoint = M.default_endpoint })
+  local c = client_mod.new(opts, { vendor = "zenlayer", default_endpoint = M.default_endpoint, adds = M.path })
   c:secret(opts.access_key_password)
   local id, pw = opts.access_key_id, opts.access_key_password
   local self = setmetatable({ client = c }, Zl)
@@ -114,6 +116,30 @@ end
 
 local describe
 
+--- The options each method takes (one place, for the options check).
+M.describe_logs_options = { "startTime", "endTime", "resUid", "resEvent", "clientIP", "size", "cursor" }
+M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw" }
+M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output",
+                         "state_file" }
+
+-- Checks a method's params at its top: called with a colon, a table, known names, and both
+-- times there (a missing one is named; its format is check_range's job). Returns the
+-- `invalid` error object for a missing time, tagged with vendor and operation.
+local function check_params(self, params, method, names, start_name, end_name)
+  util.check_self(self, Zl, ("zl:%s{ %s = ..., %s = ... }"):format(method, start_name, end_name))
+  if type(params) ~= "table" then
+    util.raise(("loghaul.zenlayer: %s(params): params must be a table, got %s"):format(method, type(params)))
+  end
+  util.check_options(params, util.set(names), "zl:" .. method)
+  for _, name in ipairs{ start_name, end_name } do
+    if params[name] == nil then
+      local e = errors.invalid(name .. " is missing: give a UTC time yyyy-MM-ddTHH:mm:ssZ", FORMAT)
+      e.vendor, e.operation = "zenlayer", "DescribeLogs"
+      return e
+    end
+  end
+end
+
 --- DescribeLogs: one page of audit logs.
 -- @tparam table params the API's fields: `startTime`, `endTime` (UTC `yyyy-MM-ddTHH:mm:ssZ`),
 --   optional `resUid`, `resEvent`, `clientIP`, `size` (1..1000), `cursor` (a previous page's
@@ -121,7 +147,8 @@ local describe
 -- @treturn table|nil `{ requestId =, dataSet = { ... }, cursor = }` where `cursor` is the raw JSON
 --   text of the API's cursor (nil at the end), or nil, err
 function Zl:describe_logs(params)
-  if type(params) ~= "table" then error("loghaul.zenlayer: describe_logs(params): params must be a table", 2) end
+  local missing = check_params(self, params, "describe_logs", M.describe_logs_options, "startTime", "endTime")
+  if missing then return nil, missing end
   local page, err = describe(self, params, false)
   if not page and err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
   return page, err
@@ -190,7 +217,8 @@ end
 --   `res_uid`, `res_event`, `client_ip`, `page_size` (default and cap 1000)
 -- @treturn function an iterator yielding LogInfo records
 function Zl:each_log(params)
-  if type(params) ~= "table" then error("loghaul.zenlayer: each_log(params): params must be a table", 2) end
+  local missing = check_params(self, params, "each_log", M.each_log_options, "start_time", "end_time")
+  if missing then error(missing, 2) end
   local c = self.client
   local s, e = M.check_range(params.start_time, params.end_time, c.now(), true)
   if not s then
@@ -225,7 +253,8 @@ function Zl:each_log(params)
         error(err, 0)
       end
       pages = pages + 1
-      if report then report(pages, nil) end
+      local last_page = page.cursor == nil and we >= e
+      if report then report(pages, last_page and pages or nil, last_page) end -- the last event is never dropped
       -- drop what the previous window already gave on the shared boundary second
       local first = util.format_utc(ws):sub(1, 19)
       local last = util.format_utc(we):sub(1, 19)
