@@ -37,9 +37,11 @@ end
 
 local new_options = client_mod.options{ "project_id", "auth" }
 -- the three forms of `auth` (IAM's are read by loghaul.auth.iam)
-local token_options = util.set{ "token" }
-local aksk_options = util.set{ "access_key", "secret_key" }
-local iam_options = util.set{ "iam_endpoint", "user", "password", "domain", "project", "project_id" }
+local token_options_list = { "token" }
+local aksk_options_list = { "access_key", "secret_key" }
+local iam_options_list = { "iam_endpoint", "user", "password", "domain", "project", "project_id" }
+local token_options, aksk_options = util.set(token_options_list), util.set(aksk_options_list)
+local iam_options = util.set(iam_options_list)
 
 --- Creates a CloudDC client.
 -- @tparam table opts `endpoint`, `project_id`, `auth` (one of `{ token }`,
@@ -57,6 +59,8 @@ function M.new(opts)
     util.raise("loghaul.clouddc: auth " .. (a == nil and "is missing" or "must be a table")
       .. ": { token = T }, { iam_endpoint =, user =, password =, domain =, project = } or { access_key =, secret_key = }")
   end
+  -- a name no form takes first (the suggestion comes from all three), then a mix of forms
+  util.check_options(a, util.set(token_options_list, aksk_options_list, iam_options_list), "loghaul.clouddc auth")
   if a.token ~= nil then
     util.check_options(a, token_options, "loghaul.clouddc auth (token)")
   elseif a.access_key ~= nil or a.secret_key ~= nil then

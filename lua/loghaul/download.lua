@@ -89,13 +89,13 @@ function M.resolve(dest)
   if dest:sub(-1) == "/" or fs.is_dir(dest) then
     local dir = dest:gsub("/+$", "")
     if dir == "" then dir = "/" end
-    local ok, err = fs.mkdir_p(dir)
-    if not ok then return nil, errors.io(dir, err) end
+    local ok, err, code = fs.mkdir_p(dir)
+    if not ok then return nil, errors.new{ kind = "io", code = code, path = dir, message = dir .. ": " .. err } end
     return { dir = dir }
   end
   local parent = fs.dirname(dest)
-  local ok, err = fs.mkdir_p(parent)
-  if not ok then return nil, errors.io(parent, err) end
+  local ok, err, code = fs.mkdir_p(parent)
+  if not ok then return nil, errors.new{ kind = "io", code = code, path = parent, message = parent .. ": " .. err } end
   return { final = dest }
 end
 

@@ -161,6 +161,12 @@ function M.nearest(key, allowed)
   end
   local alias = aliases[key:lower()]
   if alias and allowed[alias] then return alias end
+  if #sq >= 3 then -- a name cut short or run long: `order` for `order_by`, `timeouts` for `timeout`
+    for name in pairs(allowed) do
+      local n = squash(name)
+      if name:sub(1, 1) ~= "_" and (n:sub(1, #sq) == sq or sq:sub(1, #n) == n) then return name end
+    end
+  end
   local best, bd
   for name in pairs(allowed) do
     if name:sub(1, 1) ~= "_" then
