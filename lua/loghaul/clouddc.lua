@@ -57,7 +57,8 @@ function M.new(opts)
   local a = opts.auth
   if type(a) ~= "table" then
     util.raise("loghaul.clouddc: auth " .. (a == nil and "is missing" or "must be a table")
-      .. ": { token = T }, { iam_endpoint =, user =, password =, domain =, project = } or { access_key =, secret_key = }")
+      .. ": { token = T }, { iam_endpoint =, user =, password =, domain =, project = }"
+      .. " or { access_key =, secret_key = }")
   end
   -- a name no form takes first (the suggestion comes from all three), then a mix of forms
   util.check_options(a, util.set(token_options_list, aksk_options_list, iam_options_list), "loghaul.clouddc auth")
@@ -222,7 +223,8 @@ function Dc:export_and_download(server_id, opts)
   local c = self.client
   local interval = opts.poll_interval or 5
   local timeout = opts.timeout or 1800
-  for name, v in pairs{ poll_interval = interval, timeout = timeout, max_poll_interval = opts.max_poll_interval or 0 } do
+  local numbers = { poll_interval = interval, timeout = timeout, max_poll_interval = opts.max_poll_interval or 0 }
+  for name, v in pairs(numbers) do
     if type(v) ~= "number" or v < 0 or v ~= v then
       util.raise(("loghaul.clouddc: export_and_download: %s must be a non-negative number, got %s"):format(
         name, tostring(v)))

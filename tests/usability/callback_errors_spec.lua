@@ -5,9 +5,9 @@ local T = require "vendors.emu_ctx"
 local loghaul = require "loghaul"
 
 describe("errors raised by callbacks", function()
-  local e, dir
+  local dir
   setup(function()
-    e = T.start()
+    T.start()
     T.reset()
     dir = T.util.tmpdir()
   end)

@@ -51,7 +51,9 @@ describe("misspelt options", function()
   end)
 
   it("auth and retry tables too", function()
-    local err = raised(function() loghaul.clouddc{ endpoint = "https://h", project_id = "p", auth = { tokne = "t" } } end)
+    local err = raised(function()
+      loghaul.clouddc{ endpoint = "https://h", project_id = "p", auth = { tokne = "t" } }
+    end)
     assert.matches("loghaul.clouddc auth: unknown option 'tokne' (did you mean 'token'?)", err, 1, true)
     err = raised(function()
       loghaul.clouddc{ endpoint = "https://h", project_id = "p", auth = { token = "t", user = "u" } }

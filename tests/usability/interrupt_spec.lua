@@ -60,15 +60,15 @@ describe("Ctrl-C (SIGINT) during a download loop (" .. RUNTIME .. ")", function(
     local F = vendors.fixtures.yeastar
     local env = table.concat({
       "LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"),
-      "LUA_CPATH=" .. q(ROOT .. "/build/" .. RUNTIME .. "/?.so;;"),
+      "LUA_CPATH=" .. q(package.cpath), -- this process's core (the ASan build under make asan)
       "EMU_URL=" .. q(e.base_url), "EMU_CA=" .. q(e.ca_file),
       "YS_ID=" .. q(F.client_id), "YS_SECRET=" .. q(F.client_secret) }, " ")
     local out, err, rcf = dir .. "/out", dir .. "/err", dir .. "/rc"
     -- in the background of a shell without job control SIGINT starts ignored; lua.c and
     -- luajit.c install their own handler, as in a terminal. A subshell `( )`, not a group
     -- `{ }`: a group's redirection would keep a copy of popen's pipe open (read never ends)
-    local pid = shell.check(("cd %s && ( env %s %s %s %s >%s 2>%s; echo $? >%s ) >/dev/null 2>&1 </dev/null & echo $!"):format(
-      q(dir), env, RUNTIME, q(script), q(dest), q(out), q(err), q(rcf))):match("%d+")
+    local pid = shell.check(("( env %s %s %s %s >%s 2>%s; echo $? >%s ) >/dev/null 2>&1 </dev/null & echo $!"):format(
+      env, shell.lua_command(), q(script), q(dest), q(out), q(err), q(rcf))):match("%d+")
     assert.is_truthy(pid)
     -- the subshell's child is the interpreter: find it, and wait until its first .part grows
     local child
