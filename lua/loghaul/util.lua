@@ -185,22 +185,26 @@ end
 -- @tparam table allowed the set of names (`util.set{...}`), declared beside the function
 -- @tparam string where what took them, for the message (`loghaul.zenlayer`, `zl:each_log`)
 function M.check_options(t, allowed, where)
+  local bad = {}
   for k in pairs(t) do
     if not allowed[k] then
-      local msg
       if type(k) ~= "string" then
-        msg = ("%s: unexpected list item [%s]: options are named (name = value)"):format(where, tostring(k))
-      else
-        msg = ("%s: unknown option '%s'"):format(where, k)
-        local near, spelling = M.nearest(k, allowed)
-        if spelling then
-          msg = msg .. (" (%s spells it '%s')"):format(where, near)
-        elseif near then
-          msg = msg .. (" (did you mean '%s'?)"):format(near)
-        end
+        M.raise(("%s: unexpected list item [%s]: options are named (name = value)"):format(where, tostring(k)))
       end
-      M.raise(msg)
+      local near, spelling = M.nearest(k, allowed)
+      local hint = ""
+      if spelling then
+        hint = (" (%s spells it '%s')"):format(where, near)
+      elseif near then
+        hint = (" (did you mean '%s'?)"):format(near)
+      end
+      bad[#bad + 1] = "'" .. k .. "'" .. hint
     end
+  end
+  if #bad == 1 then M.raise(("%s: unknown option %s"):format(where, bad[1])) end
+  if #bad > 1 then
+    table.sort(bad) -- all of them at once, in a stable order
+    M.raise(("%s: unknown options %s"):format(where, table.concat(bad, ", ")))
   end
 end
 
