@@ -47,7 +47,7 @@ end
 --- The options every client takes; a vendor constructor adds its own with `M.options`.
 -- (`_core`, `_session`, `_sleep`, `_random`: test doubles.)
 M.common_options = { "endpoint", "base_url", "ca_file", "insecure", "timeout", "connect_timeout", "retry",
-                     "on_progress", "log", "user_agent", "proxy", "max_body", "now", "thread_pool",
+                     "on_progress", "log", "user_agent", "proxy", "max_body", "now", "thread_pool", "rate",
                      "_core", "_session", "_sleep", "_random" }
 
 --- The set of names a vendor constructor takes: the common options and the vendor's own.

@@ -163,7 +163,7 @@ function Dc:show_logs_export_status(server_id, export_id)
   }
 end
 
-local download_options = util.set{ "dest" }
+local download_options = util.set{ "dest", "mode" } -- mode: main's file mode option
 
 -- `dest` checked and created before the first request: a destination that cannot be created
 -- fails at once with the OS's reason, not after an export that ran for minutes
@@ -207,7 +207,7 @@ M.min_poll_interval = 1
 -- for during a whole `poll_interval` (with the default 5 s: 1, 1.5, 2.25, 3.4, 5, 7.5, ...).
 M.first_poll_interval = 1
 
-local export_and_download_options = util.set{ "dest", "poll_interval", "max_poll_interval", "timeout" }
+local export_and_download_options = util.set{ "dest", "mode", "poll_interval", "max_poll_interval", "timeout" }
 
 --- Creates an export, polls it (the first wait 1 s, growing ×1.5 to `poll_interval`, then on
 -- up to `max_poll_interval`) until `completed`, then downloads it. An unknown status is a

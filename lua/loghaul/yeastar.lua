@@ -122,7 +122,7 @@ local function stale(err)
     and err.code ~= "INVALID_RESPONSE"
 end
 
-local download_options = util.set{ "dest" }
+local download_options = util.set{ "dest", "mode", "concurrency" } -- as main's download_each
 
 --- Downloads system log files: asks for a URL, downloads it; an answer that is not the file
 -- (a 4xx/5xx, or JSON with an errcode) means the URL or token went stale: a new token (when

@@ -118,9 +118,10 @@ local describe
 
 --- The options each method takes (one place, for the options check).
 M.describe_logs_options = { "startTime", "endTime", "resUid", "resEvent", "clientIP", "size", "cursor" }
-M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw" }
+M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw",
+                       "parallel" }
 M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output",
-                         "state_file" }
+                         "state_file", "parallel" }
 
 -- Checks a method's params at its top: called with a colon, a table, known names, and both
 -- times there (a missing one is named; its format is check_range's job). Returns the
