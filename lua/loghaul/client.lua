@@ -17,7 +17,7 @@ M.Client = Client
 local function check(opts, name, ty)
   local v = opts[name]
   if v ~= nil and type(v) ~= ty then
-    error(("loghaul: option %s must be a %s, got %s"):format(name, ty, type(v)), 4)
+    util.raise(("loghaul: option %s must be a %s, got %s"):format(name, ty, type(v)))
   end
   return v
 end
@@ -45,6 +45,36 @@ local function make_random(core)
   end
 end
 
+--- The options every client takes; a vendor constructor adds its own with `M.options`.
+-- (`_core`, `_session`, `_sleep`, `_random`: test doubles.)
+M.common_options = { "endpoint", "base_url", "ca_file", "insecure", "timeout", "connect_timeout", "retry",
+                     "on_progress", "log", "user_agent", "proxy", "max_body", "now", "thread_pool", "rate",
+                     "_core", "_session", "_sleep", "_random" }
+
+--- The set of names a vendor constructor takes: the common options and the vendor's own.
+-- @tparam {string,...} own the vendor's options
+-- @treturn table a set for `util.check_options`
+function M.options(own)
+  return util.set(M.common_options, own)
+end
+
+--- Checks a vendor constructor's options table: a table, every key known (the common
+-- options and `allowed`), and `retry` too. Raises at the user's line.
+-- @param opts what the user passed
+-- @tparam table allowed `M.options{...}` of the vendor
+-- @tparam string where `loghaul.cms`, ...
+function M.check_new(opts, allowed, where)
+  if type(opts) ~= "table" then
+    util.raise(("%s: options table expected (%s{ ... }), got %s"):format(where, where, type(opts)))
+  end
+  util.check_options(opts, allowed, where)
+  if type(opts.retry) == "table" then
+    local names = {}
+    for k in pairs(retry.defaults) do names[#names + 1] = k end
+    util.check_options(opts.retry, util.set(names), where .. " retry")
+  end
+end
+
 --- Creates a client (used by the vendor constructors).
 -- Common options (all optional): `endpoint`/`base_url`, `ca_file`, `insecure`, `timeout`,
 -- `connect_timeout`, `retry`, `rate`, `on_progress`, `log`, `user_agent`, `proxy`, `max_body`,
@@ -58,30 +88,35 @@ end
 -- has its own), shared by every call and task of the client, lowered when the server
 -- throttles; `rate = false` turns it off, adaptive part included.
 -- @tparam table opts the user's options
--- @tparam table spec `{ vendor =, default_endpoint =, user_agent = }`
+-- @tparam table spec `{ vendor =, default_endpoint =, user_agent =, adds = (the API's paths,
+--   for the message refusing an endpoint with a path) }`
 -- @treturn table the client
 function M.new(opts, spec)
-  if type(opts) ~= "table" then error("loghaul: options table expected", 3) end
+  if type(opts) ~= "table" then util.raise("loghaul: options table expected") end
   local base = opts.endpoint or opts.base_url or spec.default_endpoint
-  if base == nil then error("loghaul: " .. spec.vendor .. " needs endpoint (or base_url)", 3) end
+  if base == nil then util.raise("loghaul: " .. spec.vendor .. " needs endpoint (or base_url)") end
   local c = setmetatable({}, Client)
   c.vendor = spec.vendor
-  c.base_url = util.base_url(base, "endpoint")
+  c.base_url = util.base_url(base, opts.endpoint == nil and opts.base_url ~= nil and "base_url" or "endpoint",
+                             spec.adds)
   c.on_progress = check(opts, "on_progress", "function")
   c.user_log = opts.log
   if c.user_log ~= nil and c.user_log ~= false and type(c.user_log) ~= "function" then
-    error("loghaul: option log must be a function", 3)
+    util.raise("loghaul: option log must be a function")
   end
   for _, n in ipairs{ "ca_file", "user_agent", "proxy" } do check(opts, n, "string") end
   for _, n in ipairs{ "timeout", "connect_timeout", "max_body" } do check(opts, n, "number") end
   check(opts, "now", "function")
   if opts.insecure ~= nil and opts.insecure ~= true and opts.insecure ~= false then
-    error("loghaul: option insecure must be true or false", 3)
+    util.raise("loghaul: option insecure must be true or false")
   end
   c.secrets = {}
   c.timeout = opts.timeout
   c.core = load_core(opts)
-  c.policy = retry.policy(opts.retry)
+  -- retry's own checks raise too: again at the user's line, without retry.lua's position
+  local pok, policy = pcall(retry.policy, opts.retry)
+  if not pok then util.raise((tostring(policy):gsub("^[^:]*:%d+: ", ""))) end
+  c.policy = policy
   c.budget = retry.budget(c.policy)
   c.now = opts.now or runtime.now
   c.sleep = opts._sleep or runtime.sleep
@@ -92,7 +127,7 @@ function M.new(opts, spec)
   c.rate_clock = opts._sleep and c.now or runtime.monotonic
   c.limiters = {}
   if opts.thread_pool ~= nil and opts.thread_pool ~= false and type(opts.thread_pool) ~= "string" then
-    error("loghaul: option thread_pool must be a string (an nginx thread_pool name) or false", 3)
+    util.raise("loghaul: option thread_pool must be a string (an nginx thread_pool name) or false")
   end
   local session_opts = {
     timeout = opts.timeout or 300, connect_timeout = opts.connect_timeout or 15,
@@ -137,15 +172,15 @@ function Client:redact(s)
   return errors.redact(s, self.secrets)
 end
 
---- Logs through the user's `log` option, secrets redacted.
+--- Logs through the user's `log` option, secrets redacted. An error the log function raises
+-- is not caught: it stops the operation and reaches the caller, as on_progress's do.
 -- @tparam string level "debug" | "info" | "warn" | "error"
 -- @tparam string message
 function Client:log(level, message)
   local f = self.user_log
   if f == false then return end
   f = f or default_log
-  local ok, err = pcall(f, level, self:redact(message))
-  if not ok then io.stderr:write("loghaul: log function raised: ", tostring(err), "\n") end
+  f(level, self:redact(message))
 end
 
 --- A URL on this client's endpoint.
@@ -157,6 +192,9 @@ function Client:url(path, query)
 end
 
 local MAX_REDIRECTS = 5
+
+-- error objects already logged by a call (weak keys): each is logged once
+local logged = setmetatable({}, { __mode = "k" })
 local default_ports = { http = 80, https = 443 }
 
 local function origin(url)
@@ -228,6 +266,7 @@ end
 -- @return the decoded value, or nil, err
 function Client:call(op)
   local sent, renewed, history = 0, false, {}
+  local last_method, last_url -- of the last request sent, for a 404's message
   local deadline = op.deadline or self.policy.deadline
   local deadline_at = deadline and self.now() + deadline or nil
   local explicit_deadline = op.deadline ~= nil or self.policy.deadline_set
@@ -273,6 +312,7 @@ function Client:call(op)
       end
       local sent_at = lim and lim.now()
       sent = sent + 1
+      last_method, last_url = req.method, req.url
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
       M.transfers_running = M.transfers_running + 1
       local tok, res, cerr = pcall(runtime.transfer, self.session, req, self.transfer_ctx)
@@ -332,7 +372,16 @@ function Client:call(op)
     err.attempts = sent
     err.history = history
   end
-  self:log("info", tostring(err))
+  if err.status == 404 and err.url_path == nil and last_url then
+    -- what was not found: the method and path, never the query (Yeastar's token is there)
+    local u = util.parse_url(last_url)
+    err.method, err.url_path = last_method, u and u.path:match("^[^?#]*") or nil
+  end
+  -- once: a login that failed inside another call's attempt comes back through that call
+  if not logged[err] then
+    logged[err] = true
+    self:log("info", tostring(err))
+  end
   return nil, err
 end
 

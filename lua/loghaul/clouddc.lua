@@ -35,26 +35,54 @@ local function aksk_auth(client, ak, sk)
   end }
 end
 
+local new_options = client_mod.options{ "project_id", "auth" }
+-- the three forms of `auth` (IAM's are read by loghaul.auth.iam)
+local token_options_list = { "token" }
+local aksk_options_list = { "access_key", "secret_key" }
+local iam_options_list = { "iam_endpoint", "user", "password", "domain", "project", "project_id" }
+local token_options, aksk_options = util.set(token_options_list), util.set(aksk_options_list)
+local iam_options = util.set(iam_options_list)
+
 --- Creates a CloudDC client.
 -- @tparam table opts `endpoint`, `project_id`, `auth` (one of `{ token }`,
 --   `{ iam_endpoint, user, password, domain, project }`, `{ access_key, secret_key }`),
 --   and the common client options
 -- @treturn table the client
 function M.new(opts)
-  if type(opts) ~= "table" then error("loghaul.clouddc: options table expected", 2) end
+  client_mod.check_new(opts, new_options, "loghaul.clouddc")
   if not util.is_path_id(opts.project_id) then
-    error("loghaul.clouddc: project_id must be a non-empty id string", 2)
+    util.raise("loghaul.clouddc: project_id " .. (opts.project_id == nil and "is missing"
+      or "must be a non-empty id string"))
   end
   local a = opts.auth
-  if type(a) ~= "table" then error("loghaul.clouddc: auth must be a table (token, IAM password or AK/SK)", 2) end
-  local c = client_mod.new(opts, { vendor = "clouddc" })
+  if type(a) ~= "table" then
+    util.raise("loghaul.clouddc: auth " .. (a == nil and "is missing" or "must be a table")
+      .. ": { token = T }, { iam_endpoint =, user =, password =, domain =, project = }"
+      .. " or { access_key =, secret_key = }")
+  end
+  -- a name no form takes first (the suggestion comes from all three), then a mix of forms
+  util.check_options(a, util.set(token_options_list, aksk_options_list, iam_options_list), "loghaul.clouddc auth")
+  if a.token ~= nil then
+    util.check_options(a, token_options, "loghaul.clouddc auth (token)")
+  elseif a.access_key ~= nil or a.secret_key ~= nil then
+    util.check_options(a, aksk_options, "loghaul.clouddc auth (AK/SK)")
+  else
+    util.check_options(a, iam_options, "loghaul.clouddc auth (IAM password)")
+    for _, n in ipairs{ "iam_endpoint", "user", "password", "domain" } do
+      if a[n] == nil then util.raise("loghaul.clouddc: auth." .. n .. " is missing (IAM password credentials)") end
+    end
+    if a.project == nil and a.project_id == nil then
+      util.raise("loghaul.clouddc: auth.project (or auth.project_id) is missing (IAM password credentials)")
+    end
+  end
+  local c = client_mod.new(opts, { vendor = "clouddc", adds = "/v1/{project_id}/..." })
   local self = setmetatable({ client = c, project_id = opts.project_id }, Dc)
   if a.token ~= nil then
-    if type(a.token) ~= "string" or a.token == "" then error("loghaul.clouddc: auth.token must be a string", 2) end
+    if type(a.token) ~= "string" or a.token == "" then util.raise("loghaul.clouddc: auth.token must be a string") end
     self.auth = token_auth(c, a.token)
   elseif a.access_key ~= nil or a.secret_key ~= nil then
     if type(a.access_key) ~= "string" or type(a.secret_key) ~= "string" then
-      error("loghaul.clouddc: auth.access_key and auth.secret_key must be strings", 2)
+      util.raise("loghaul.clouddc: auth.access_key and auth.secret_key must be strings")
     end
     self.auth = aksk_auth(c, a.access_key, a.secret_key)
   else
@@ -81,7 +109,9 @@ M.extra_options = { "token_cache" }
 local function check_ids(operation, ...)
   for i = 1, select("#", ...) do
     local v = select(i, ...)
-    if type(v) ~= "string" then error("loghaul.clouddc: ids must be strings", 3) end
+    if type(v) ~= "string" then
+      util.raise(("loghaul.clouddc: %s: ids must be strings, got %s"):format(operation, type(v)))
+    end
     if not util.is_path_id(v) then
       local e = errors.invalid("id " .. string.format("%q", v) .. " has characters an id cannot have")
       e.vendor, e.operation = "clouddc", operation
@@ -124,6 +154,7 @@ end
 -- @tparam string server_id
 -- @treturn table|nil `{ export_id =, status =, percentage = (number), created_at = }`, or nil, err
 function Dc:export_server_logs(server_id)
+  util.check_self(self, Dc, "dc:export_server_logs(server_id)")
   local bad = check_ids("ExportServerLogs", server_id)
   if bad then return nil, bad end
   return self.client:call{
@@ -138,12 +169,26 @@ end
 -- @tparam string export_id
 -- @treturn table|nil the same fields as `export_server_logs`, or nil, err
 function Dc:show_logs_export_status(server_id, export_id)
+  util.check_self(self, Dc, "dc:show_logs_export_status(server_id, export_id)")
   local bad = check_ids("ShowLogsExportStatus", server_id, export_id)
   if bad then return nil, bad end
   return self.client:call{
     operation = "ShowLogsExportStatus", method = "GET", url = exports_url(self, server_id, "/" .. export_id),
     auth = self.auth, decode = task_decoder("ShowLogsExportStatus"),
   }
+end
+
+local download_options = util.set{ "dest", "mode" } -- mode: main's file mode option
+
+-- `dest` checked and created before the first request: a destination that cannot be created
+-- fails at once with the OS's reason, not after an export that ran for minutes
+local function dest_ready(dest, operation)
+  if dest ~= nil and (type(dest) ~= "string" or dest == "") then
+    util.raise("loghaul.clouddc: dest must be a non-empty string (a folder ending in / or a file path)")
+  end
+  local ok, err = download.resolve(dest)
+  if not ok then err.vendor, err.operation = "clouddc", operation end
+  return ok, err
 end
 
 --- DownloadServerLogs: downloads the export's archive (name from Content-Disposition).
@@ -153,12 +198,15 @@ end
 --   directory; `mode` of the new file, default "0600")
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Dc:download_server_logs(server_id, export_id, opts)
-  if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
+  util.check_self(self, Dc, "dc:download_server_logs(server_id, export_id, { dest = ... })")
+  opts = util.options(opts, download_options, "dc:download_server_logs")
   local bad = check_ids("DownloadServerLogs", server_id, export_id)
   if bad then return nil, bad end
+  local ready, derr = dest_ready(opts.dest, "DownloadServerLogs")
+  if not ready then return nil, derr end
   return download.fetch(self.client, {
     operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),
-    auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest, mode = opts and opts.mode,
+    auth = self.auth, decode = envelope.huawei, dest = opts.dest, mode = opts.mode,
     default_name = server_id .. "-" .. export_id .. "-dump.tar.gz",
     -- every export of one server downloads to the same temporary name: a killed run's .part
     -- is removed by the next one
@@ -173,29 +221,45 @@ M.running = { processing = true, running = true }
 -- to it, so `poll_interval = 0` never busy-polls the API.
 M.min_poll_interval = 1
 
---- Creates an export, polls it (interval growing ×1.5 from `poll_interval` up to
--- `max_poll_interval`) until `completed`, then downloads it. An unknown status is a failure.
+--- The first wait after creating an export (seconds), when `poll_interval` is longer: the
+-- waits grow ×1.5 from it to `poll_interval`, so an export done in a second is not waited
+-- for during a whole `poll_interval` (with the default 5 s: 1, 1.5, 2.25, 3.4, 5, 7.5, ...).
+M.first_poll_interval = 1
+
+local export_and_download_options = util.set{ "dest", "mode", "poll_interval", "max_poll_interval", "timeout" }
+
+--- Creates an export, polls it (the first wait 1 s, growing ×1.5 to `poll_interval`, then on
+-- up to `max_poll_interval`) until `completed`, then downloads it. An unknown status is a
+-- failure. `dest` is checked (and created) before the export starts.
 -- @tparam string server_id
 -- @tparam[opt] table opts `{ dest, mode, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
 --   (`timeout`: seconds to wait for the export to complete; `poll_interval` below 1 s is
 --   raised to 1 s, `M.min_poll_interval`)
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Dc:export_and_download(server_id, opts)
-  if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
-  opts = opts or {}
+  util.check_self(self, Dc, "dc:export_and_download(server_id, { dest = ... })")
+  opts = util.options(opts, export_and_download_options, "dc:export_and_download")
   local c = self.client
   local interval = opts.poll_interval or 5
   local timeout = opts.timeout or 1800
-  if type(interval) ~= "number" or interval < 0 or type(timeout) ~= "number" or timeout < 0 then
-    error("loghaul.clouddc: poll_interval and timeout must be non-negative numbers", 2)
+  local numbers = { poll_interval = interval, timeout = timeout, max_poll_interval = opts.max_poll_interval or 0 }
+  for name, v in pairs(numbers) do
+    if type(v) ~= "number" or v < 0 or v ~= v then
+      util.raise(("loghaul.clouddc: export_and_download: %s must be a non-negative number, got %s"):format(
+        name, tostring(v)))
+    end
   end
   interval = math.max(interval, M.min_poll_interval)
   local max_interval = math.max(opts.max_poll_interval or 60, interval)
+  local ready, derr = dest_ready(opts.dest, "DownloadServerLogs")
+  if not ready then return nil, derr end
   local deadline = c.now() + timeout
   local task, err = self:export_server_logs(server_id)
   if not task then return nil, err end
   local report = progress.reporter(c, "export")
-  local st, n = task, 0
+  -- a short first wait (most exports finish in seconds) growing ×1.5 up to poll_interval,
+  -- then on ×1.5 up to max_poll_interval
+  local st, wait = task, math.min(M.first_poll_interval, interval)
   while true do
     local status = (st.status or ""):lower()
     if report then report(st.percentage or 0, 100, status == "completed") end
@@ -205,8 +269,6 @@ function Dc:export_and_download(server_id, opts)
         operation = "ShowLogsExportStatus",
         message = ("export %s of server %s ended with status %q"):format(task.export_id, server_id, st.status or "") }
     end
-    local wait = math.min(interval * 1.5 ^ n, max_interval)
-    n = n + 1
     if c.now() + wait > deadline then
       return nil, errors.new{ kind = "timeout", code = "EXPORT_TIMEOUT", vendor = "clouddc",
         operation = "ShowLogsExportStatus", retryable = true,
@@ -214,6 +276,7 @@ function Dc:export_and_download(server_id, opts)
           task.export_id, timeout, st.status or "", tostring(st.percentage or "?")) }
     end
     c.sleep(wait)
+    wait = math.min(wait * 1.5, wait < interval and interval or max_interval)
     st, err = self:show_logs_export_status(server_id, task.export_id)
     if not st then return nil, err end
   end

@@ -90,13 +90,13 @@ function M.resolve(dest)
   if dest:sub(-1) == "/" or fs.is_dir(dest) then
     local dir = dest:gsub("/+$", "")
     if dir == "" then dir = "/" end
-    local ok, err = fs.mkdir_p(dir)
-    if not ok then return nil, errors.io(dir, err) end
+    local ok, err, code = fs.mkdir_p(dir)
+    if not ok then return nil, errors.new{ kind = "io", code = code, path = dir, message = dir .. ": " .. err } end
     return { dir = dir }
   end
   local parent = fs.dirname(dest)
-  local ok, err = fs.mkdir_p(parent)
-  if not ok then return nil, errors.io(parent, err) end
+  local ok, err, code = fs.mkdir_p(parent)
+  if not ok then return nil, errors.new{ kind = "io", code = code, path = parent, message = parent .. ": " .. err } end
   return { final = dest }
 end
 
@@ -296,7 +296,13 @@ function M.fetch(client, spec)
       return nil, e
     end,
   }
-  local ok, err = client:call(op)
+  -- an error raised by a callback (on_progress, log, Ctrl-C's `interrupted!`) ends the
+  -- download: the .part goes, then the error goes on to the caller unchanged
+  local called, ok, err = pcall(client.call, client, op)
+  if not called then
+    fs.remove(part)
+    error(ok, 0)
+  end
   if not ok then
     fs.remove(part)
     if err.kind == "io" and not err.message:find(part, 1, true) then

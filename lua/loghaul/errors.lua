@@ -2,7 +2,8 @@
 -- constructors, the mapping of core transfer errors, and secret redaction.
 --
 -- An error is a table `{ kind, code, message, status, request_id, retryable, attempts,
--- vendor, operation }` with a `__tostring`; `history` lists why each attempt failed.
+-- vendor, operation }` with a `__tostring`; `history` lists why each attempt failed; a 404
+-- also has `method` and `url_path` (the path of what was not found, never the query).
 -- @module loghaul.errors
 local M = {}
 
@@ -62,6 +63,7 @@ function M.format(e)
   if e.code ~= nil then s = s .. " " .. tostring(e.code) end
   if e.status then s = s .. " (HTTP " .. tostring(e.status) .. ")" end
   if e.message and e.message ~= "" then s = s .. ": " .. tostring(e.message) end
+  if e.status == 404 and e.method and e.url_path then s = s .. " (" .. e.method .. " " .. e.url_path .. ")" end
   if e.request_id then s = s .. " [request_id " .. tostring(e.request_id) .. "]" end
   if e.attempts and e.attempts > 1 then
     s = s .. " after " .. e.attempts .. " attempts"

@@ -32,19 +32,19 @@ function M.readable(path)
   return false
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
---- Creates a directory and its parents when missing.
+--- Creates a directory and its parents when missing (`core.mkdir_p`: no shell, the OS's
+-- reason when it cannot).
 -- @tparam string path
--- @treturn boolean|nil true, or nil, message
+-- @treturn boolean|nil true, or nil, message ("cannot create directory: Not a directory"; the
+--   caller's error names the path), code (the errno name, "ENOTDIR")
 function M.mkdir_p(path)
-  if M.is_dir(path) then return true end
-  if path:find("%z") then return nil, "path contains NUL" end
-  local r = os.execute("mkdir -p -- " .. shell_quote(path) .. " 2>/dev/null")
-  if (r == true or r == 0) and M.is_dir(path) then return true end
-  return nil, "cannot create directory " .. path
+  if path:find("%z") then return nil, "path contains NUL", "EINVAL" end
+  local ok, err = require("loghaul.core").mkdir_p(path)
+  if ok then return true end
+  local msg = tostring(type(err) == "table" and err.message or err or "failed")
+  local prefix = "cannot create directory " .. path .. ": "
+  if msg:sub(1, #prefix) == prefix then msg = msg:sub(#prefix + 1) end
+  return nil, "cannot create directory: " .. msg, type(err) == "table" and err.code or nil
 end
 
 --- The last component of a path.

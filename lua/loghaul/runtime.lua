@@ -116,9 +116,14 @@ local function thread_failure(pool, msg)
                 thread_pool = pool }
 end
 
-local function aborted(cause)
-  return nil, { kind = "aborted", code = "CURLE_ABORTED_BY_CALLBACK", cause = cause,
-                message = "aborted by the progress callback: " .. tostring(cause) }
+-- An error raised by a Lua callback of a transfer (the progress function, hence the user's
+-- on_progress, or the interpreter's `interrupted!` on Ctrl-C, which fires in the first Lua code
+-- that runs) is raised again here, after libcurl has returned: it is never turned into a value
+-- that a loop would take for a failed download and go on. Callers that own files (download's
+-- `.part`) clean up under pcall and raise it on.
+local function raise_callback_error(err)
+  if type(err) == "table" and err.kind == "aborted" and err.cause ~= nil then error(err.cause, 0) end
+  return err
 end
 
 --- Runs one transfer: on the scheduler when called from a task of `loghaul.run_all`, on a
@@ -144,7 +149,9 @@ function M.transfer(session, req, tctx)
           " cannot use ngx.run_worker_thread and blocks this worker until it ends")
       end
     end
-    return session:request(req)
+    local res, err = session:request(req)
+    if res then return res end
+    return nil, raise_callback_error(err)
   end
   local pool = tctx.thread_pool or M.default_pool
   local progress = req.progress
@@ -153,8 +160,7 @@ function M.transfer(session, req, tctx)
     if k ~= "progress" then plain[k] = v end
   end
   if progress then
-    local pok, perr = pcall(progress, 0, 0, 0, 0)
-    if not pok then return aborted(perr) end
+    progress(0, 0, 0, 0) -- an error here is raised before anything is sent
   end
   local ok, out = n.run_worker_thread(pool, M.worker_module, M.worker_function, tctx.session_opts or {}, plain)
   if not ok then return thread_failure(pool, out) end
@@ -167,10 +173,9 @@ function M.transfer(session, req, tctx)
     local h = r.headers or {}
     local dltotal = tonumber(h["content-length"]) or r.bytes or 0
     local up = r.uploaded or 0
-    local pok, perr = pcall(progress, dltotal, r.bytes or 0, up, up)
     -- outside nginx an error in the progress function aborts the transfer; here the transfer
-    -- has ended already, so it is reported the way the core would have reported it
-    if not pok and res then return aborted(perr) end
+    -- has ended already, and the error is raised as it would be outside nginx
+    progress(dltotal, r.bytes or 0, up, up)
   end
   if res then return res end
   return nil, err

@@ -75,19 +75,22 @@ local function drain_pending(self)
   end
 end
 
+local new_options = client_mod.options{ "client_id", "client_secret" }
+
 --- Creates a Yeastar client.
 -- @tparam table opts `base_url`, `client_id`, `client_secret`, `token_cache` (optional: a
 --   file that keeps the token pair for the next run, see `loghaul.auth.cache`), and the
 --   common client options
 -- @treturn table the client
 function M.new(opts)
-  if type(opts) ~= "table" then error("loghaul.yeastar: options table expected", 2) end
+  client_mod.check_new(opts, new_options, "loghaul.yeastar")
   for _, n in ipairs{ "client_id", "client_secret" } do
     if type(opts[n]) ~= "string" or opts[n] == "" then
-      error("loghaul.yeastar: " .. n .. " must be a non-empty string", 2)
+      util.raise("loghaul.yeastar: " .. n .. (opts[n] == nil and " is missing" or " must be a non-empty string"))
     end
   end
-  local c = client_mod.new(opts, { vendor = "yeastar", user_agent = "OpenAPI loghaul/" .. client_mod.version })
+  local c = client_mod.new(opts, { vendor = "yeastar", user_agent = "OpenAPI loghaul/" .. client_mod.version,
+                                   adds = "/openapi/v1.0/..." })
   local self = setmetatable({ client = c }, Pbx)
   self.auth = token.new(c, opts.client_id, opts.client_secret, opts.token_cache)
   -- garbage collection revokes too (LuaJIT tables have no __gc: a userdata sentinel)
@@ -118,13 +121,19 @@ local function positive_int(v, name)
   end
 end
 
+local list_options = util.set{ "page", "page_size", "sort_by", "order_by" }
+
+--- The order `list_system_logs` asks for when none is given: newest first ("what is new").
+M.default_order_by = "desc"
+
 --- system_log/list: one page of the PBX's system log files.
--- @tparam[opt] table params `{ page, page_size, sort_by = "file_name", order_by = "asc"|"desc" }`
+-- @tparam[opt] table params `{ page, page_size, sort_by = "file_name", order_by = "asc"|"desc" }`;
+--   without them: `page` 1, the PBX's own page size, `order_by = "desc"` (newest first)
 -- @treturn table|nil `{ total_number =, data = { { file_name = "20240610" }, ... } }` (the API's
 --   fields), or nil, err
 function Pbx:list_system_logs(params)
-  if params ~= nil and type(params) ~= "table" then error("loghaul.yeastar: params must be a table", 2) end
-  params = params or {}
+  util.check_self(self, Pbx, "pbx:list_system_logs{ ... }")
+  params = util.options(params, list_options, "pbx:list_system_logs")
   local bad = positive_int(params.page, "page") or positive_int(params.page_size, "page_size")
   if bad then return nil, refused(bad, "system_log/list") end
   if params.order_by ~= nil and params.order_by ~= "asc" and params.order_by ~= "desc" then
@@ -134,18 +143,21 @@ function Pbx:list_system_logs(params)
     return nil, refused(errors.invalid("sort_by must be a string"), "system_log/list")
   end
   local v, err = api_call(self, "system_log/list", util.encode_query{
-    page = params.page, page_size = params.page_size, sort_by = params.sort_by, order_by = params.order_by })
+    page = params.page, page_size = params.page_size, sort_by = params.sort_by,
+    order_by = params.order_by or M.default_order_by })
   if not v then return nil, err end
   if v.data == nil then v.data = {} end
   return v
 end
 
 local function files_query(files)
-  if type(files) ~= "table" then error("loghaul.yeastar: files must be a list of file names", 3) end
+  if type(files) ~= "table" then
+    util.raise('loghaul.yeastar: files must be a list of file names, e.g. { "20240422" }, got ' .. type(files))
+  end
   if #files == 0 then return nil, errors.invalid("files is empty: name at least one log file") end
   local out = {}
   for i, f in ipairs(files) do
-    if type(f) ~= "string" then error("loghaul.yeastar: files[" .. i .. "] must be a string", 3) end
+    if type(f) ~= "string" then util.raise("loghaul.yeastar: files[" .. i .. "] must be a string") end
     if not f:find("^[%w%-_.]+$") then
       return nil, errors.invalid(("file name %q is not a system log name"):format(f))
     end
@@ -158,6 +170,7 @@ end
 -- @tparam {string,...} files e.g. `{ "20240422", "20240423" }`
 -- @treturn table|nil `{ file =, download_resource_url = }`, or nil, err
 function Pbx:system_log_download_url(files)
+  util.check_self(self, Pbx, "pbx:system_log_download_url{ ... }")
   local q, bad = files_query(files)
   if not q then return nil, refused(bad, "system_log/download") end
   local v, err = api_call(self, "system_log/download", q)
@@ -176,6 +189,8 @@ local function stale(err)
     and err.code ~= "INVALID_RESPONSE"
 end
 
+local download_options = util.set{ "dest", "mode", "concurrency" } -- as main's download_each
+
 --- Downloads system log files: asks for a URL, downloads it; an answer that is not the file
 -- (a 4xx/5xx, or JSON with an errcode) means the URL or token went stale: a new token (when
 -- the answer says so) and a new URL are fetched once, then it fails.
@@ -185,9 +200,19 @@ end
 --   each day is its own request, N at once, and the result is keyed by day: see `download_each`)
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Pbx:download_system_logs(files, opts)
-  if opts ~= nil and type(opts) ~= "table" then error("loghaul.yeastar: opts must be a table", 2) end
-  if opts and opts.concurrency ~= nil then return self:download_each(files, opts) end
+  util.check_self(self, Pbx, "pbx:download_system_logs(files, { dest = ... })")
+  opts = util.options(opts, download_options, "pbx:download_system_logs")
+  if opts.concurrency ~= nil then return self:download_each(files, opts) end
   local c = self.client
+  -- dest checked and created before the first request, with the OS's reason when it cannot be
+  if opts.dest ~= nil and (type(opts.dest) ~= "string" or opts.dest == "") then
+    util.raise("loghaul.yeastar: dest must be a non-empty string (a folder ending in / or a file path)")
+  end
+  local ready, derr = download.resolve(opts.dest)
+  if not ready then
+    derr.vendor, derr.operation = "yeastar", "download"
+    return nil, derr
+  end
   -- the token, without the pipeline's own renew-and-retry: a 10004 on the download cannot tell
   -- an expired token from an expired URL, so the renewal below handles both, once
   local auth = { apply = function(_, req, cl) return self.auth:apply(req, cl) end }
@@ -198,7 +223,7 @@ function Pbx:download_system_logs(files, opts)
     local file
     file, err = download.fetch(c, {
       operation = "download", url = c.base_url .. link.download_resource_url, auth = auth,
-      decode = envelope.yeastar, dest = opts and opts.dest, mode = opts and opts.mode, name = link.file,
+      decode = envelope.yeastar, dest = opts.dest, mode = opts.mode, name = link.file,
       -- the same files, the same temporary name in every run (the URL changes each time)
       part_key = "yeastar " .. c.base_url .. " " .. table.concat(files, ","),
     })

@@ -25,18 +25,20 @@ M.max_size = 1000
 local ILLEGAL = "INVALID_PARAMETER__ILLEGAL_TIME"
 local FORMAT = "INVALID_TIME_FORMAT"
 
+local new_options = client_mod.options{ "access_key_id", "access_key_password" }
+
 --- Creates a Zenlayer client.
 -- @tparam table opts `access_key_id`, `access_key_password`, optional `endpoint`
 --   (default https://console.zenlayer.com), and the common client options
 -- @treturn table the client
 function M.new(opts)
-  if type(opts) ~= "table" then error("loghaul.zenlayer: options table expected", 2) end
+  client_mod.check_new(opts, new_options, "loghaul.zenlayer")
   for _, n in ipairs{ "access_key_id", "access_key_password" } do
     if type(opts[n]) ~= "string" or opts[n] == "" then
-      error("loghaul.zenlayer: " .. n .. " must be a non-empty string", 2)
+      util.raise("loghaul.zenlayer: " .. n .. (opts[n] == nil and " is missing" or " must be a non-empty string"))
     end
   end
-  local c = client_mod.new(opts, { vendor = "zenlayer", default_endpoint = M.default_endpoint })
+  local c = client_mod.new(opts, { vendor = "zenlayer", default_endpoint = M.default_endpoint, adds = M.path })
   c:secret(opts.access_key_password)
   local id, pw = opts.access_key_id, opts.access_key_password
   local self = setmetatable({ client = c }, Zl)
@@ -153,6 +155,31 @@ end
 
 local describe
 
+--- The options each method takes (one place, for the options check).
+M.describe_logs_options = { "startTime", "endTime", "resUid", "resEvent", "clientIP", "size", "cursor" }
+M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw",
+                       "parallel" }
+M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output",
+                         "state_file", "parallel" }
+
+-- Checks a method's params at its top: called with a colon, a table, known names, and both
+-- times there (a missing one is named; its format is check_range's job). Returns the
+-- `invalid` error object for a missing time, tagged with vendor and operation.
+local function check_params(self, params, method, names, start_name, end_name)
+  util.check_self(self, Zl, ("zl:%s{ %s = ..., %s = ... }"):format(method, start_name, end_name))
+  if type(params) ~= "table" then
+    util.raise(("loghaul.zenlayer: %s(params): params must be a table, got %s"):format(method, type(params)))
+  end
+  util.check_options(params, util.set(names), "zl:" .. method)
+  for _, name in ipairs{ start_name, end_name } do
+    if params[name] == nil then
+      local e = errors.invalid(name .. " is missing: give a UTC time yyyy-MM-ddTHH:mm:ssZ", FORMAT)
+      e.vendor, e.operation = "zenlayer", "DescribeLogs"
+      return e
+    end
+  end
+end
+
 --- DescribeLogs: one page of audit logs.
 -- @tparam table params the API's fields: `startTime`, `endTime` (UTC `yyyy-MM-ddTHH:mm:ssZ`),
 --   optional `resUid`, `resEvent`, `clientIP`, `size` (1..1000), `cursor` (a previous page's
@@ -160,7 +187,8 @@ local describe
 -- @treturn table|nil `{ requestId =, dataSet = { ... }, cursor = }` where `cursor` is the raw JSON
 --   text of the API's cursor (nil at the end), or nil, err
 function Zl:describe_logs(params)
-  if type(params) ~= "table" then error("loghaul.zenlayer: describe_logs(params): params must be a table", 2) end
+  local missing = check_params(self, params, "describe_logs", M.describe_logs_options, "startTime", "endTime")
+  if missing then return nil, missing end
   local page, err = describe(self, params, false, true)
   if not page then
     if err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
@@ -426,11 +454,6 @@ local function ordered_pages(self, params, n, tables)
   end
 end
 
---- The options each_log and write_logs take (one place, for the options check).
-M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw",
-                       "parallel" }
-M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output",
-                         "state_file", "parallel" }
 
 --- Iterates over every audit log record of a time range, following cursors and splitting
 -- a range longer than 30 days into legal windows. Consecutive windows share their boundary
@@ -448,7 +471,8 @@ M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "clie
 --   scheduler of `loghaul.run_all`; records come out in exactly the sequential order)
 -- @treturn function an iterator yielding LogInfo records (tables, or strings with `raw`)
 function Zl:each_log(params)
-  if type(params) ~= "table" then error("loghaul.zenlayer: each_log(params): params must be a table", 2) end
+  local missing = check_params(self, params, "each_log", M.each_log_options, "start_time", "end_time")
+  if missing then error(missing, 2) end
   local raw = params.raw
   if raw ~= nil and type(raw) ~= "boolean" then error("loghaul.zenlayer: each_log: raw must be a boolean", 2) end
   local parallel = params.parallel
@@ -589,7 +613,8 @@ end
 -- @treturn table|nil `{ path =, records =, pages =, bytes = }` (records and bytes of the whole
 --   file, pages fetched over every run of it), or nil, err
 function Zl:write_logs(params)
-  if type(params) ~= "table" then error("loghaul.zenlayer: write_logs(params): params must be a table", 2) end
+  local missing = check_params(self, params, "write_logs", M.write_logs_options, "start_time", "end_time")
+  if missing then return nil, missing end
   local output, state_file = params.output, params.state_file
   if type(output) ~= "string" or output == "" then
     error('loghaul.zenlayer: write_logs: output must be a file name or "-"', 2)

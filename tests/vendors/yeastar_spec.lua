@@ -32,7 +32,9 @@ describe("yeastar", function()
     assert.same({ username = "ID", password = "SECRET-xyz" }, fake.json(r[1].body))
     assert.equal("https://pbx.example.com:8088/openapi/v1.0/system_log/list?order_by=desc&page=1&page_size=100"
       .. "&access_token=AT1-xyz", r[2].url)
-    assert.equal("https://pbx.example.com:8088/openapi/v1.0/system_log/list?access_token=AT1-xyz", r[3].url)
+    -- no arguments: newest first (order_by = "desc"), the PBX's own page and size
+    assert.equal("https://pbx.example.com:8088/openapi/v1.0/system_log/list?order_by=desc&access_token=AT1-xyz",
+                 r[3].url)
     for _, req in ipairs(r) do
       for k, v in pairs(req.headers) do
         assert.not_matches("AT1", k .. v)
