@@ -99,6 +99,7 @@ local function run_scheduled(tasks, concurrency, rec)
         rec.finish(i, ok, pack(...))
         local cause = callback_raised(rec.results[i])
         if cause ~= nil and rec.raised == nil then rec.raised = { cause } end
+        if s.callback_error and rec.raised == nil then rec.raised = s.callback_error end
       end)
     end
   end

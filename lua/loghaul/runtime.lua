@@ -138,7 +138,11 @@ end
 function M.transfer(session, req, tctx)
   -- inside a task of run_all: on the scheduler's multi handle, the task suspended meanwhile
   -- (a test double standing in for the session is not a core session: it runs in place)
-  if type(session) == "userdata" and scheduler.current() then return scheduler.transfer(session, req) end
+  if type(session) == "userdata" and scheduler.current() then
+    local res, err = scheduler.transfer(session, req)
+    if res then return res end
+    return nil, raise_callback_error(err)
+  end
   local n = tctx and tctx.thread_pool ~= false and M.worker_thread_usable()
   if not n then
     if tctx and tctx.thread_pool ~= false and not warned_blocking then

@@ -121,6 +121,11 @@ function Sched:run(between, stop)
       if d.res then
         self.ready[#self.ready + 1] = { co = t.co, done = t.done, args = pack(d.res) }
       else
+        -- a Lua callback of the transfer raised (Ctrl-C's "interrupted!" in a progress
+        -- function): the task cleans up and raises it, and the run must stop with it
+        if d.err.kind == "aborted" and d.err.cause ~= nil and not self.callback_error then
+          self.callback_error = { d.err.cause }
+        end
         self.ready[#self.ready + 1] = { co = t.co, done = t.done, args = pack(nil, d.err) }
       end
     end
