@@ -156,7 +156,8 @@ describe("core hardening", function()
 
     it("when followed, never downgrade to http and never carry headers to another origin", function()
       local s = core.session{ ca_file = e.ca_file, follow_redirects = true }
-      local res = assert(s:request{ url = e.base_url .. "/redirect?to=/echo", headers = { ["X-Auth-Token"] = "t0k3n" } })
+      local res = assert(s:request{ url = e.base_url .. "/redirect?to=/echo",
+                                    headers = { ["X-Auth-Token"] = "t0k3n" } })
       assert.are.equal("t0k3n", cjson.decode(res.body).headers["x-auth-token"]) -- same origin keeps them
       local other = e.http_url:gsub("127%.0%.0%.1", "localhost") .. "/echo"
       res = assert(s:request{ url = e.http_url .. "/redirect?to=" .. other, headers = { ["X-Auth-Token"] = "t0k3n" } })

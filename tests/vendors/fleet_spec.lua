@@ -10,10 +10,10 @@ local N = os.getenv("LOGHAUL_TEST_SMALL") == "1" and 60 or 300
 local CONCURRENCY = 16
 
 describe("export_and_download_many over a fleet", function()
-  local e, dir, restore
+  local dir, restore
 
   setup(function()
-    e = T.start()
+    T.start()
     restore = T.vendors.fast_export_polls()
   end)
   teardown(function() restore() end)

@@ -132,7 +132,8 @@ describe("loghaul.run_all", function()
   it("refuses bad arguments with messages that name them", function()
     assert.has_error(function() loghaul.run_all("x") end, "loghaul.run_all: tasks must be a list of functions")
     assert.has_error(function() loghaul.run_all({ 1 }) end, "loghaul.run_all: tasks[1] must be a function, got number")
-    assert.has_error(function() loghaul.run_all({}, { concurency = 2 }) end, "loghaul.run_all: unknown option 'concurency'")
+    assert.has_error(function() loghaul.run_all({}, { concurency = 2 }) end,
+      "loghaul.run_all: unknown option 'concurency'")
     assert.has_error(function() loghaul.run_all({}, { concurrency = 0 }) end,
       "loghaul.run_all: concurrency must be a whole number >= 1")
     assert.are.same({}, loghaul.run_all({}))
