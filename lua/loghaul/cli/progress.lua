@@ -21,10 +21,9 @@ end
 -- @tparam table o `{ enabled = bool, out = file (stderr), clock = function → seconds }`
 -- @treturn table
 function M.new(o)
-  local clock = o.clock
-  if not clock then
+  local clock = o.clock or function()   -- the core's monotonic clock, loaded at the first transfer
     local ok, core = pcall(require, "loghaul.core")
-    clock = ok and core.monotonic or os.time
+    return (ok and core.monotonic or os.time)()
   end
   return setmetatable({ enabled = o.enabled, out = o.out or io.stderr, clock = clock,
                         shown = false, prefix = "" }, R)
