@@ -46,7 +46,8 @@ describe("loghaul progress", function()
   it("pages and records while paging", function()
     -- slow pages, so the library's event rate limit (a few a second) lets several through
     emu.fault{ path = "/api/v2/zls", delay = 0.3, count = 3 }
-    local out, rc = in_pty({ "zenlayer", "logs", "--since", "20d", "--page-size", "50", "--output", "z.jsonl" }, env, dir)
+    local out, rc = in_pty({ "zenlayer", "logs", "--since", "20d", "--page-size", "50", "--output", "z.jsonl" },
+      env, dir)
     assert.are.equal(0, rc, out)
     assert.truthy(out:find("\rpages %d+, records %d+\27%[K"), out)
   end)
@@ -68,7 +69,8 @@ describe("loghaul progress renderer", function()
   local progress = require "loghaul.cli.progress"
   local function renderer()
     local buf, t = {}, 0
-    local out = { write = function(_, ...) for _, s in ipairs{ ... } do buf[#buf + 1] = s end end, flush = function() end }
+    local out = { write = function(_, ...) for _, s in ipairs{ ... } do buf[#buf + 1] = s end end,
+                  flush = function() end }
     local r = progress.new{ enabled = true, out = out, clock = function() return t end }
     return r, function() local s = table.concat(buf) buf = {} return s end, function(dt) t = t + dt end
   end
@@ -95,7 +97,8 @@ describe("loghaul progress renderer", function()
     local r, text = renderer()
     r:task("srv-2", 3, 1, 5)
     r:event{ phase = "export", done = 70, total = 100, percent = 70 }
-    assert.are.equal("\r[3/5 done, 1 failed] srv-2: starting\27[K\r[3/5 done, 1 failed] srv-2: export  70%\27[K", text())
+    assert.are.equal("\r[3/5 done, 1 failed] srv-2: starting\27[K"
+      .. "\r[3/5 done, 1 failed] srv-2: export  70%\27[K", text())
     r:task("", 0, 0, 1)
     r.prefix = ""
     r:event{ phase = "page", done = 12, records = 11500 }
