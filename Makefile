@@ -73,7 +73,7 @@ demo: deps all
 # by the tests run plain, and LUA_INIT loads the core before any spec runs.
 ASAN_RT    = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
 ASAN_CC    = clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared
-ASAN_RUN   = LD_PRELOAD=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+ASAN_RUN   = LD_PRELOAD=$(ASAN_RT) LOGHAUL_ASAN_RT=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LUA_INIT='require "loghaul.core"' \
   LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;'
 asan: deps

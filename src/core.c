@@ -45,5 +45,6 @@ int luaopen_loghaul_core(lua_State *L)
     lh_open_crypto(L);
     lh_open_sign(L);
     lh_open_clock(L);
+    lh_open_file(L);
     return 1;
 }

@@ -12,6 +12,7 @@ void lh_open_session(lua_State *L); /* session.c: core.session */
 void lh_open_crypto(lua_State *L);  /* crypto.c: sha256, hmac_sha256, hex, base64, random, sha256_file */
 void lh_open_sign(lua_State *L);    /* sign.c: the three vendor request signers */
 void lh_open_clock(lua_State *L);   /* clock.c: time, monotonic, sleep */
+void lh_open_file(lua_State *L);    /* file.c: stat, mkdir_p, rename, remove, write_file, read_file, lock, getuid */
 
 /* crypto.c, for the signers: lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void lh_hex(const unsigned char *in, size_t n, char *out);
@@ -36,5 +37,16 @@ const char *lh_errno_text(int e, char *buf, size_t size);
 
 /* Optional string field of the table at idx: NULL when absent; raises when not a string. */
 const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len);
+
+/* file.c: opens path for writing without following a symlink at its last component and refuses
+ * anything but a regular file (a planted FIFO, device or directory). append keeps the contents
+ * (O_APPEND), else the file is truncated. A new file gets mode (before the umask).
+ * Returns the descriptor, or -1 with errno set (ELOOP: a symlink). */
+int lh_open_output(const char *path, int append, int mode);
+/* file.c: 0 when path (lstat) is the very regular file fd is open on, else an errno value
+ * (ELOOP: a symlink now; ESTALE: another file). Checked before renaming a .part. */
+int lh_check_regular(int fd, const char *path);
+/* file.c: pushes nil and { kind = "io", code = errno name, errno, path, message = "what path: reason" }. */
+int lh_push_io_error(lua_State *L, const char *what, const char *path, int e);
 
 #endif

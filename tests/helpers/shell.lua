@@ -90,4 +90,16 @@ M.root = (function()
   return (M.check("cd " .. M.quote(dir .. "/../..") .. " && pwd"):gsub("%s+$", ""))
 end)()
 
+--- The shell words that start a Lua child process like this one: the same interpreter (lua5.4
+-- or luajit), LUA_PATH/LUA_CPATH inherited, and under `make asan` the sanitizer runtime
+-- preloaded again (the ASan core drops LD_PRELOAD once loaded; the Makefile passes the
+-- runtime's path as LOGHAUL_ASAN_RT).
+-- @treturn string e.g. "lua5.4" or "env LD_PRELOAD=/.../libclang_rt.asan-x86_64.so luajit"
+function M.lua_command()
+  local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+  local rt = os.getenv("LOGHAUL_ASAN_RT")
+  if rt and rt ~= "" then return "env LD_PRELOAD=" .. M.quote(rt) .. " " .. interp end
+  return interp
+end
+
 return M

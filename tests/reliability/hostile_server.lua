@@ -100,6 +100,11 @@ function handlers.lie(c)
   send_all(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2147483648\r\n\r\n{\"a\":")
 end
 
+-- the whole answer, status line and headers included, given in hex (chunked bodies, trailers)
+function handlers.wire(c, _, arg)
+  send_all(c, unhex(arg))
+end
+
 function handlers.redirect(c, _, arg)
   answer(c, "302 Found", { "Location: " .. arg, "Content-Type: text/plain" }, "moved")
 end
