@@ -30,13 +30,19 @@ build = {
   modules = {
     ["loghaul.core"] = {
       sources = {
-        "src/clock.c", "src/core.c", "src/crypto.c", "src/curlerr.c", "src/headers.c", "src/session.c", "src/sign.c",
+        "src/clock.c", "src/core.c", "src/crypto.c", "src/curlerr.c", "src/file.c", "src/headers.c", "src/session.c",
+        "src/sign.c",
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "curl", "crypto", "pthread" },
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
-    -- the Lua modules under lua/ are installed by the builtin backend itself
+    -- the Lua modules under lua/ (loghaul.cli and loghaul.cli.* too) are installed by the
+    -- builtin backend itself
+  },
+  install = {
+    -- the command line; LuaRocks wraps it so that it runs with this tree's Lua and modules
+    bin = { loghaul = "bin/loghaul" },
   },
 }

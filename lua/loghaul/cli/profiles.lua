@@ -44,7 +44,10 @@ end
 local function lstat(path)
   local c = core()
   if type(c.stat) == "function" then
-    local st = c.stat(path)
+    local st, err = c.stat(path)
+    if not st and err and err.code ~= "ENOENT" and err.code ~= "ENOTDIR" then
+      args.fail("cannot check %s: %s", path, tostring(err.message or err.code))
+    end
     return st
   end
   local q = "'" .. path:gsub("'", "'\\''") .. "'"
