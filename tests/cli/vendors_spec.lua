@@ -99,12 +99,13 @@ describe("loghaul commands against the emulator", function()
       local r = cli.run({ "yeastar", "download", "--last", "2d", "--dest", dest }, env)
       assert.are.equal(0, r.code, r.stderr)
       local lines = cli.lines(r.stdout)
-      assert.are.equal(2, #lines)
+      assert.are.equal(3, #lines)   -- the UTC date 2 days ago, yesterday, today
       for _, l in ipairs(lines) do
         local _, path, _, sum = l:match("^(%d+)\t(%S+)\t(%d+)\t(%x+)$")
         assert.are.equal(util.sha256sum(path), sum)
       end
-      assert.truthy(lines[2]:find("^" .. today))
+      assert.truthy(lines[1]:find("^" .. os.date("!%Y%m%d", os.time() - 2 * 86400)))
+      assert.truthy(lines[3]:find("^" .. today))
       local bad = cli.run({ "yeastar", "download", today, "19990101", "--dest", dest }, env)
       assert.are.equal(3, bad.code)
       assert.truthy(bad.stderr:find("19990101 failed: .*60001"), bad.stderr)

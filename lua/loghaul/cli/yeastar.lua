@@ -76,14 +76,14 @@ end
 M.actions.download = {
   usage = "loghaul yeastar download DAY... | --last 7d --dest DIR",
   help = "Downloads each day's system log archive (.tar) into DIR: DAY is YYYYMMDD (or YYYY-MM-DD);\n"
-    .. "--last 7d takes the days the PBX lists from the last 7 days (UTC dates).\n"
+    .. "--last 7d takes the days the PBX lists from the UTC date 7 days ago through today.\n"
     .. "Prints DAY <tab> path <tab> bytes <tab> sha256 for each, or JSON Lines with --json.",
   settings = M.settings,
   ids = true,
   no_ids = "give DAY(s) (YYYYMMDD) or --last DURATION",
   flags = {
     dest = { value = "DIR", help = "folder for the archives (created if missing; required)" },
-    last = { value = "DURATION", parse = times.duration_flag, help = "the days of the last DURATION the PBX has (7d)" },
+    last = { value = "DURATION", parse = times.duration_flag, help = "the days the PBX has from DURATION ago (UTC date) through today" },
   },
   more_ids = function(ctx, a)
     for i, w in ipairs(a.positional) do a.positional[i] = day_id(w) end
@@ -98,7 +98,7 @@ M.actions.download = {
     local ids = {}
     for _, f in ipairs(all) do
       local day = tostring(f.file_name)
-      if day > since then ids[#ids + 1] = day end
+      if day >= since then ids[#ids + 1] = day end
     end
     return ids
   end,
