@@ -90,11 +90,11 @@ valgrind: all
 	$(LUA_ENV54) LOGHAUL_TEST_SMALL=1 $(VALGRIND) lua5.4 $(BUSTED) tests/core tests/vendors
 
 # libFuzzer targets (fuzz/*_fuzz.c) for the C that takes untrusted bytes: the response
-# header parser, the Content-Range check of a resume, base64_decode. Each runs for
+# header parser, the Content-Range check of a resume, base64_decode, the JSON scanner. Each runs for
 # FUZZ_SECONDS from the seeds in fuzz/corpus/<target>; what it finds new is kept in
 # build/fuzz/corpus/<target>, crashes in build/fuzz/crash-<target>-*.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := headers content_range base64
+FUZZ_TARGETS := headers content_range base64 json
 FUZZ_CC = clang $(WARN) -Wno-unused-function -O1 -g -fno-omit-frame-pointer \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 # What each target links besides fuzz/<target>_fuzz.c (which includes the one file it tests):
@@ -103,6 +103,8 @@ FUZZ_CORE = $(LUA54_CFLAGS) $(DEPCFLAGS) $(filter-out $(1),$(SRCS)) $(shell pkg-
 FUZZ_LINK_headers       := src/headers.c
 FUZZ_LINK_content_range  = $(call FUZZ_CORE,src/session.c)
 FUZZ_LINK_base64         = $(call FUZZ_CORE,src/crypto.c)
+# json: the scanner differential against lua-cjson (the Debian module, loaded by the target)
+FUZZ_LINK_json           = $(call FUZZ_CORE,src/json.c)
 fuzz: deps
 	@mkdir -p build/fuzz
 	@set -e; $(foreach t,$(FUZZ_TARGETS),echo "fuzz: building $(t)"; \

@@ -46,5 +46,7 @@ int luaopen_loghaul_core(lua_State *L)
     lh_open_sign(L);
     lh_open_clock(L);
     lh_open_file(L);
+    lh_open_json(L);
+    lh_open_jsonl(L);
     return 1;
 }

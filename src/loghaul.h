@@ -13,6 +13,8 @@ void lh_open_crypto(lua_State *L);  /* crypto.c: sha256, hmac_sha256, hex, base6
 void lh_open_sign(lua_State *L);    /* sign.c: the three vendor request signers */
 void lh_open_clock(lua_State *L);   /* clock.c: time, monotonic, sleep */
 void lh_open_file(lua_State *L);    /* file.c: stat, mkdir_p, rename, remove, write_file, read_file, lock, getuid */
+void lh_open_json(lua_State *L);    /* json.c: json_at, json_array, json_valid, json_normalize; jsonl.c: jsonl_writer */
+void lh_open_jsonl(lua_State *L);
 
 /* crypto.c, for the signers: lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void lh_hex(const unsigned char *in, size_t n, char *out);

@@ -753,7 +753,8 @@ static int push_failure(lua_State *L, xfer_t *x, CURLcode rc, const char *errbuf
 /* ---- session:request -------------------------------------------------------- */
 
 static const char *const request_keys[] = {"method", "url", "headers", "body", "body_file", "form",
-                                           "output", "resume_from", "progress", "timeout", "sha256", NULL};
+                                           "output", "resume_from", "progress", "timeout", "sha256",
+                                           "compressed", NULL};
 
 /* Stack slots used by request, fixed so the callbacks can find them. The strings in
  * SLOT_BODY and SLOT_OUTPUT stay referenced even if a callback empties the table. */
@@ -780,7 +781,9 @@ static void set_method(CURL *e, const char *method, int has_body)
 // `output`: sends `Range` and appends; a 200 answer restarts the file), `progress`
 // (`function(dltotal, dlnow, ultotal, ulnow)`, called at most 10 times a second; an error or a
 // `false` return aborts the transfer), `timeout` (seconds for this request, overriding the
-// session's; 0 = none), `sha256` (with `output`: hash the output as it is written)
+// session's; 0 = none), `sha256` (with `output`: hash the output as it is written),
+// `compressed` (true: accept a gzip or deflate answer, decoded by libcurl; API calls only,
+// refused with `output`: a download's Range must address the file's own bytes)
 // @return `{ status, headers, body | (nothing when streamed), bytes, uploaded, url, reused,
 // restarted, sha256, time }` (`sha256`: hex of the whole output file, when asked for and the
 // answer wrote all of it, i.e. not a resumed 206), or `nil, { kind, code, message }` with kind one of network, timeout, tls,
@@ -859,6 +862,11 @@ static int l_request(lua_State *L)
     if (timeout >= 0) /* this request's own limit: a long download may want none (0) */
         curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
     curl_easy_setopt(s->easy, CURLOPT_URL, url);
+    if (opt_boolean(L, ARG_OPTS, "compressed", 0)) {
+        if (x->output != NULL)
+            return luaL_error(L, "request: compressed is for API answers, not with output");
+        curl_easy_setopt(s->easy, CURLOPT_ACCEPT_ENCODING, "gzip, deflate"); /* libcurl decodes */
+    }
     set_method(s->easy, method, has_body);
 
     if (lh_getfield(L, ARG_OPTS, "headers") != LUA_TNIL)

@@ -197,6 +197,9 @@ function Client:call(op)
         local ok, perr = op.prepare(req, n)
         if not ok then return nil, perr, true end
       end
+      -- API answers (JSON) may come gzip/deflate, decoded by libcurl; a download never asks
+      -- for an encoding (its Range must address the file's own bytes)
+      if req.output == nil then req.compressed = true end
       if op.auth and not foreign then
         local ok, aerr = op.auth:apply(req, self)
         if not ok then return nil, aerr, true end

@@ -90,25 +90,58 @@ function M.check_range(start_s, end_s, now, any_length)
   return s, e
 end
 
-local function decode_page(res, op, secrets)
-  local v, err = envelope.zenlayer(res, op, secrets)
-  if not v then return nil, err end
-  local r = v.response
-  if r == nil then r = v end
-  -- every ZLS answer carries a requestId: `{}` or `[]` is not an empty page (it would end a
-  -- cursor loop early and silently)
-  if type(r) ~= "table" or (r.dataSet ~= nil and type(r.dataSet) ~= "table")
-     or (r.requestId == nil and v.requestId == nil) then
-    return nil, envelope.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
-                                           message = "DescribeLogs answer of the wrong shape" }, secrets)
+-- JSON paths of a DescribeLogs answer, read in one pass of the core's scanner
+local P_RESP, P_RID, P_RRID, P_RCUR, P_RDS = { "response" }, { "requestId" }, { "response", "requestId" },
+  { "response", "cursor" }, { "response", "dataSet" }
+local P_CODE, P_CUR, P_DS = { "code" }, { "cursor" }, { "dataSet" }
+-- private fields of a page for the cursor loops: its text and the path of its records
+local BODY, PATH = {}, {}
+
+local function bad_page(res, secrets, why)
+  return nil, envelope.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
+                                         message = "DescribeLogs answer of the wrong shape: " .. why }, secrets)
+end
+
+local function present(raw) return raw ~= false and raw ~= "null" end
+
+-- A DescribeLogs answer as a page. The core validates the whole text and finds the fields in
+-- one pass (no byte of it is scanned in Lua); `tables` also decodes the records with cjson.
+-- The cursor is kept as the raw text the server sent (19-digit integers, exactly).
+local function decode_page(res, op, secrets, tables)
+  local body = res.body
+  if res.status < 200 or res.status > 299 or type(body) ~= "string" then
+    return envelope.zenlayer(res, op, secrets)
   end
+  local resp, rid, rrid, rcur, rds, code, cur, ds = json.at(body, P_RESP, P_RID, P_RRID, P_RCUR, P_RDS,
+                                                           P_CODE, P_CUR, P_DS)
+  if resp == nil then
+    if body:find("^%s*$") then return envelope.zenlayer(res, op, secrets) end -- "empty body"
+    return nil, envelope.http_error(res, { kind = "http", code = "INVALID_RESPONSE", retryable = true,
+                                           message = "DescribeLogs answer is not JSON (" .. rid .. ")" }, secrets)
+  end
+  if body:match("^%s*(.)") ~= "{" then return bad_page(res, secrets, "not a JSON object") end
+  local top = not present(resp) -- `{requestId, dataSet, cursor}` without the `response` wrapper
+  if top and present(code) then return envelope.zenlayer(res, op, secrets) end -- an error on a 200
+  if not top and resp:byte(1) ~= 123 then return bad_page(res, secrets, "response is not an object") end
+  local dsr = top and ds or rds
+  if present(dsr) and dsr:byte(1) ~= 91 then return bad_page(res, secrets, "dataSet is not an array") end
+  -- every ZLS answer carries a requestId: `{}` is not an empty page (it would end a cursor
+  -- loop early and silently)
+  local id = (not top and present(rrid)) and rrid or rid
+  if not present(id) then return bad_page(res, secrets, "no requestId") end
+  local c = top and cur or rcur
+  if not present(c) or c:find("^%[%s*%]$") then c = nil end
   local page = {}
-  for k, x in pairs(r) do page[k] = x end
-  page.requestId = r.requestId or v.requestId
-  page.dataSet = r.dataSet or {}
-  local raw = json.raw_at(res.body, v.response ~= nil and { "response", "cursor" } or { "cursor" })
-  if raw == nil or raw == "null" or raw:find("^%[%s*%]$") or #page.dataSet == 0 then raw = nil end
-  page.cursor = raw
+  if tables then
+    local v = json.decode_checked(body)
+    local r = v.response
+    if r == nil then r = v end
+    for k, x in pairs(r) do page[k] = x end
+    page.dataSet = r.dataSet or {}
+  end
+  page.requestId = json.decode_checked(id)
+  page.cursor = c
+  page[BODY], page[PATH] = body, top and P_DS or P_RDS
   return page
 end
 
@@ -122,15 +155,20 @@ local describe
 --   text of the API's cursor (nil at the end), or nil, err
 function Zl:describe_logs(params)
   if type(params) ~= "table" then error("loghaul.zenlayer: describe_logs(params): params must be a table", 2) end
-  local page, err = describe(self, params, false)
-  if not page and err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
-  return page, err
+  local page, err = describe(self, params, false, true)
+  if not page then
+    if err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
+    return nil, err
+  end
+  if #page.dataSet == 0 then page.cursor = nil end
+  page[BODY], page[PATH] = nil, nil
+  return page
 end
 
 -- DescribeLogs itself; a refusal before sending is tagged by the caller. `range_checked`:
 -- each_log checked the whole range once at its start (windows it makes are legal), so a long
 -- iteration does not fail midway when its start drifts past 90 days ago
-describe = function(self, params, range_checked)
+describe = function(self, params, range_checked, tables)
   local c = self.client
   if not range_checked then
     local ok, rerr = M.check_range(params.startTime, params.endTime, c.now())
@@ -167,94 +205,283 @@ describe = function(self, params, range_checked)
     operation = "DescribeLogs", method = "POST", url = c.base_url .. M.path, body = body,
     headers = { ["Content-Type"] = "application/json", ["X-ZC-Action"] = "DescribeLogs",
                 ["X-ZC-Version"] = M.version },
-    auth = self.auth, decode = decode_page,
+    auth = self.auth, decode = function(res, op, secrets) return decode_page(res, op, secrets, tables) end,
   }
 end
 
-local function boundary_key(rec)
-  local parts = {}
-  for _, k in ipairs{ "opsTime", "resUid", "resType", "resEvent", "opsUser", "clientIP", "eventSource",
-                      "request", "response" } do
-    parts[#parts + 1] = tostring(rec[k])
-  end
-  return table.concat(parts, "\0")
+local function tag(err)
+  if err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
+  return err
 end
 
---- Iterates over every audit log record of a time range, following cursors and splitting
--- a range longer than 30 days into legal windows (consecutive windows share their boundary
--- second; a record on it is yielded once). The range rules (format, order, 90 days) are
--- checked once, at the start. Raises the error object on a refused range, on a page that
--- still fails after its retries, and (`http` `CURSOR_LOOP`) when the server sends a cursor
--- it already sent in the same window (wrap in pcall).
--- @tparam table params `start_time`, `end_time` (UTC `yyyy-MM-ddTHH:mm:ssZ`), optional
---   `res_uid`, `res_event`, `client_ip`, `page_size` (default and cap 1000)
--- @treturn function an iterator yielding LogInfo records
-function Zl:each_log(params)
-  if type(params) ~= "table" then error("loghaul.zenlayer: each_log(params): params must be a table", 2) end
+-- The cursor loop behind each_log and write_logs: the current window [ws, we] (consecutive
+-- windows share their boundary second), the cursor within it (raw text), the boundary
+-- multisets (raw record text -> count: `prev`, what the previous window yielded on the shared
+-- second; `next`, what this one yields on its last second) and the cursors this window sent.
+local Loop = {}
+Loop.__index = Loop
+
+local function new_loop(self, params)
   local c = self.client
   local s, e = M.check_range(params.start_time, params.end_time, c.now(), true)
-  if not s then
-    e.vendor, e.operation = "zenlayer", "DescribeLogs"
-    error(e, 2)
-  end
+  if not s then return nil, tag(e) end
   local size = params.page_size or M.max_size
   if type(size) ~= "number" or size < 1 or size ~= size then
-    local err = errors.invalid("page_size must be a positive integer", "INVALID_PARAMETER_VALUE")
-    err.vendor, err.operation = "zenlayer", "DescribeLogs"
-    error(err, 2)
+    return nil, tag(errors.invalid("page_size must be a positive integer", "INVALID_PARAMETER_VALUE"))
   end
-  size = math.min(math.floor(size), M.max_size)
-  local ws, we = s, math.min(s + M.max_window - 1, e)
-  local cursor, buf, idx, done, pages = nil, {}, 1, false, 0
-  local seen_prev, seen_next = {}, {}
-  local cursors = {} -- raw texts of the cursors this window already sent: a repeat is a loop
-  local report = progress.reporter(c, "page")
+  return setmetatable({
+    zl = self, params = params, size = math.min(math.floor(size), M.max_size), e = e,
+    ws = s, we = math.min(s + M.max_window - 1, e), pages = 0, prev = {}, next = {}, cursors = {},
+    report = progress.reporter(c, "page"),
+  }, Loop)
+end
+
+-- The next page: the page, false at the end, or nil, err.
+function Loop:fetch(tables)
+  if self.done then return false end
+  local p = self.params
+  local page, err = describe(self.zl, {
+    startTime = util.format_utc(self.ws), endTime = util.format_utc(self.we), resUid = p.res_uid,
+    resEvent = p.res_event, clientIP = p.client_ip, size = self.size, cursor = self.cursor,
+  }, true, tables)
+  if not page then return nil, tag(err) end
+  self.pages = self.pages + 1
+  if self.report then self.report(self.pages, nil) end
+  return page
+end
+
+-- The core's boundary filter for this window (core.json_array, writer:write_page): a record
+-- on the shared second is skipped as many times as the previous window yielded it.
+function Loop:filter(indices)
+  return { key = "opsTime", first = util.format_utc(self.ws):sub(1, 19), last = util.format_utc(self.we):sub(1, 19),
+           skip = self.prev, seen = self.next, indices = indices }
+end
+
+-- After a page of `total` records: its cursor, or the next window, or the end; nil, err when
+-- the server repeats a cursor of this window.
+function Loop:advance(page, total)
+  local cursor = total > 0 and page.cursor or nil
+  if cursor == nil then
+    if self.we >= self.e then
+      self.done = true
+    else
+      self.ws, self.we = self.we, math.min(self.we + M.max_window - 1, self.e)
+      self.cursor, self.prev, self.next, self.cursors = nil, self.next, {}, {}
+    end
+  elseif self.cursors[cursor] then
+    return nil, errors.new{ kind = "http", code = "CURSOR_LOOP", vendor = "zenlayer", operation = "DescribeLogs",
+                            message = "the server sent a cursor it already sent for this window ("
+                              .. cursor:sub(1, 64) .. "); stopping instead of looping" }
+  else
+    self.cursors[cursor] = true
+    self.cursor = cursor
+  end
+  return true
+end
+
+-- What a later run needs to go on exactly where this one is (write_logs' state_file).
+function Loop:state()
+  local cursors = {}
+  for k in pairs(self.cursors) do cursors[#cursors + 1] = k end
+  return { ws = self.ws, we = self.we, cursor = self.cursor, pages = self.pages, done = self.done,
+           prev = self.prev, next = self.next, cursors = cursors }
+end
+
+function Loop:restore(st)
+  self.ws, self.we, self.cursor, self.pages, self.done = st.ws, st.we, st.cursor, st.pages, st.done
+  self.prev, self.next, self.cursors = st.prev or {}, st.next or {}, {}
+  for _, k in ipairs(st.cursors or {}) do self.cursors[k] = true end
+end
+
+-- the records of a decoded page minus the boundary ones the core says to skip
+local function kept_records(page, total, skipped)
+  local ds = page.dataSet
+  if #skipped == 0 and #ds == total then return ds end
+  local skip, out = {}, {}
+  for _, i in ipairs(skipped) do skip[i] = true end
+  for i = 1, total do
+    if not skip[i] and ds[i] ~= nil then out[#out + 1] = ds[i] end
+  end
+  return out
+end
+
+--- The options each_log and write_logs take (one place, for the options check).
+M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw" }
+M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output",
+                         "state_file" }
+
+--- Iterates over every audit log record of a time range, following cursors and splitting
+-- a range longer than 30 days into legal windows. Consecutive windows share their boundary
+-- second: the records on it that the previous window yielded are skipped as many times as
+-- it yielded them (two identical records stay two). The range rules (format, order, 90 days)
+-- are checked once, at the start. Each page is validated whole by the core before any of its
+-- records is yielded. Raises the error object on a refused range, on a page that still fails
+-- after its retries (malformed, cut, of the wrong shape: `http` `INVALID_RESPONSE`), and
+-- (`http` `CURSOR_LOOP`) when the server sends a cursor it already sent in the same window
+-- (wrap in pcall).
+-- @tparam table params `start_time`, `end_time` (UTC `yyyy-MM-ddTHH:mm:ssZ`), optional
+--   `res_uid`, `res_event`, `client_ip`, `page_size` (default and cap 1000), `raw` (true:
+--   yield each record as its JSON text, byte for byte as the server sent it; no table is built)
+-- @treturn function an iterator yielding LogInfo records (tables, or strings with `raw`)
+function Zl:each_log(params)
+  if type(params) ~= "table" then error("loghaul.zenlayer: each_log(params): params must be a table", 2) end
+  local raw = params.raw
+  if raw ~= nil and type(raw) ~= "boolean" then error("loghaul.zenlayer: each_log: raw must be a boolean", 2) end
+  local loop, err = new_loop(self, params)
+  if not loop then error(err, 2) end
+  local buf, idx, n = {}, 1, 0
   return function()
     while true do
-      if idx <= #buf then
+      if idx <= n then
         idx = idx + 1
         return buf[idx - 1]
       end
-      if done then return nil end
-      local page, err = describe(self, {
-        startTime = util.format_utc(ws), endTime = util.format_utc(we), resUid = params.res_uid,
-        resEvent = params.res_event, clientIP = params.client_ip, size = size, cursor = cursor,
-      }, true)
-      if not page then
-        if err.vendor == nil then err.vendor, err.operation = "zenlayer", "DescribeLogs" end
-        error(err, 0)
-      end
-      pages = pages + 1
-      if report then report(pages, nil) end
-      -- drop what the previous window already gave on the shared boundary second
-      local first = util.format_utc(ws):sub(1, 19)
-      local last = util.format_utc(we):sub(1, 19)
-      buf, idx = {}, 1
-      for _, rec in ipairs(page.dataSet) do
-        local t = type(rec) == "table" and type(rec.opsTime) == "string" and rec.opsTime:sub(1, 19) or nil
-        local key = t and (t == first or t == last) and boundary_key(rec)
-        if not (key and t == first and seen_prev[key]) then
-          buf[#buf + 1] = rec
-          if key and t == last then seen_next[key] = true end
-        end
-      end
-      if page.cursor == nil then
-        if we >= e then
-          done = true
-        else
-          ws, we = we, math.min(we + M.max_window - 1, e)
-          cursor, seen_prev, seen_next, cursors = nil, seen_next, {}, {}
-        end
-      elseif cursors[page.cursor] then
-        error(errors.new{ kind = "http", code = "CURSOR_LOOP", vendor = "zenlayer", operation = "DescribeLogs",
-                          message = "the server sent a cursor it already sent for this window ("
-                            .. page.cursor:sub(1, 64) .. "); stopping instead of looping" }, 0)
+      local page, perr = loop:fetch(not raw)
+      if page == false then return nil end
+      if not page then error(perr, 0) end
+      local list, total = json.array(page[BODY], page[PATH], loop:filter(not raw))
+      if list == nil then error(tag(errors.new{ kind = "http", code = "INVALID_RESPONSE", message = total }), 0) end
+      if list == false then list, total = {}, 0 end
+      buf = raw and list or kept_records(page, total, list)
+      idx, n = 1, #buf
+      local ok, aerr = loop:advance(page, total)
+      if not ok then error(aerr, 0) end
+    end
+  end
+end
+
+-- the identity of a write_logs run, so that a state file is only taken up by the same run
+local function run_key(p)
+  local parts = {}
+  for _, k in ipairs{ "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output" } do
+    parts[#parts + 1] = tostring(p[k])
+  end
+  return table.concat(parts, "\n")
+end
+
+-- a state file: nil (none), the state, or nil, err (unreadable, or another run's)
+local function load_state(core, path, key)
+  local text, err = core.read_file(path, 64 * 1024 * 1024)
+  if not text then
+    if err and err.code == "ENOENT" then return nil end
+    return nil, errors.from_core(err)
+  end
+  local st = json.decode(text)
+  if type(st) ~= "table" or st.version ~= 1 or type(st.bytes) ~= "number" then
+    return nil, errors.invalid("state file " .. path .. " is not a write_logs state; remove it to start over",
+                               "BAD_STATE_FILE")
+  end
+  if st.key ~= key then
+    return nil, errors.invalid("state file " .. path .. " belongs to a write_logs run with other parameters;"
+                               .. " run again with the same ones, or remove it to start over", "BAD_STATE_FILE")
+  end
+  return st
+end
+
+-- Saves a state file as a one-line JSON Lines file, the way the output is written: into
+-- `path.part` (a fixed name: a run killed while saving leaves a file the next save truncates
+-- and reuses, where a random temporary name would be left behind), synced, then renamed.
+local function save_state(core, path, state)
+  local w, err = core.jsonl_writer(path)
+  if not w then return nil, err end
+  local ok, werr = w:write_page("[" .. json.encode(state) .. "]", {})
+  if ok then ok, werr = w:commit() end
+  if not ok then
+    w:abort()
+    return nil, type(werr) == "table" and werr or { kind = "io", message = tostring(werr) }
+  end
+  return true
+end
+
+--- Writes every audit log record of a time range as JSON Lines: one record per line, its raw
+-- JSON text exactly as the server sent it (every field, every digit), written by the core
+-- straight from each page (no Lua string per record; memory stays flat whatever the range).
+-- Follows cursors and windows exactly like `each_log` (same records, same order). Each page is
+-- validated whole before any of it is written; the file is `output.part` until the end, then
+-- made durable and renamed over `output` (a failed run leaves nothing at `output`).
+--
+-- With `state_file`, a run can be resumed: after every page the `.part` is synced and the
+-- state (window, cursor, counts, the `.part`'s length) is saved atomically (written to
+-- `state_file.part`, synced, renamed); a later run with
+-- the same parameters and `state_file` truncates the `.part` to the saved length and goes on
+-- from there, so each record lands exactly once across a killed run and its rerun (a missing
+-- or short `.part` starts over). A failed run keeps both for the rerun; success removes the
+-- state file. Whatever a killed run leaves (`output.part`, `state_file`, `state_file.part`) is
+-- reused or removed by the next run with the same parameters. Another run's state file is
+-- refused (`invalid` `BAD_STATE_FILE`).
+--
+-- `output = "-"` writes to standard output (no `.part`, no rename, no state file).
+-- @tparam table params as `each_log` (`start_time`, `end_time`, `res_uid`, `res_event`,
+--   `client_ip`, `page_size`), plus `output` (a file name, or "-") and optional `state_file`
+-- @treturn table|nil `{ path =, records =, pages =, bytes = }` (records and bytes of the whole
+--   file, pages fetched over every run of it), or nil, err
+function Zl:write_logs(params)
+  if type(params) ~= "table" then error("loghaul.zenlayer: write_logs(params): params must be a table", 2) end
+  local output, state_file = params.output, params.state_file
+  if type(output) ~= "string" or output == "" then
+    error('loghaul.zenlayer: write_logs: output must be a file name or "-"', 2)
+  end
+  if state_file ~= nil and (type(state_file) ~= "string" or state_file == "" or output == "-") then
+    error("loghaul.zenlayer: write_logs: state_file must be a file name (and output a file)", 2)
+  end
+  local core = self.client.core
+  local loop, err = new_loop(self, params)
+  if not loop then return nil, err end
+  local key, w, records = run_key(params), nil, 0
+  if state_file then
+    local st
+    st, err = load_state(core, state_file, key)
+    if err then return nil, tag(err) end
+    if st then
+      w = core.jsonl_writer(output, st.bytes)
+      if w then
+        loop:restore(st)
+        records = st.records
       else
-        cursors[page.cursor] = true
-        cursor = page.cursor
+        self.client:log("warn", "write_logs: " .. output .. ".part is missing or shorter than " .. state_file
+                                .. " says; starting over")
       end
     end
   end
+  if not w then
+    w, err = core.jsonl_writer(output)
+    if not w then return nil, tag(errors.from_core(err)) end
+  end
+  -- on failure: a resumable run keeps its .part and state for the rerun, any other removes it
+  local function fail(e)
+    if state_file then w:close() else w:abort() end
+    return nil, tag(e)
+  end
+  while true do
+    local page, perr = loop:fetch(false)
+    if page == false then break end
+    if not page then return fail(perr) end
+    local n, werr, total = w:write_page(page[BODY], page[PATH], loop:filter())
+    if not n then
+      return fail(type(werr) == "table" and errors.from_core(werr)
+                  or errors.new{ kind = "http", code = "INVALID_RESPONSE", message = tostring(werr) })
+    end
+    records = records + n
+    local ok, aerr = loop:advance(page, total)
+    if not ok then return fail(aerr) end
+    if state_file then
+      local sok, serr = w:sync()
+      if sok then
+        local state = loop:state()
+        state.version, state.key, state.records, state.bytes = 1, key, records, (w:size())
+        sok, serr = save_state(core, state_file, state)
+      end
+      if not sok then return fail(errors.from_core(serr)) end
+    end
+  end
+  local bytes = w:size()
+  local path, cerr = w:commit()
+  if not path then return fail(errors.from_core(cerr)) end
+  if state_file then
+    core.remove(state_file)
+    core.remove(state_file .. ".part")
+  end
+  return { path = path, records = records, pages = loop.pages, bytes = bytes }
 end
 
 --- Closes the client's connections.

@@ -1,27 +1,36 @@
 local json = require "loghaul.json"
 
-describe("loghaul.json.raw_at", function()
+-- json.at replaced the Lua scanner json.raw_at: the same cases, through the core's scanner
+-- (absent is now `false`, malformed is nil and a message naming the byte offset)
+describe("loghaul.json.at", function()
   it("keeps a 19-digit cursor as the server wrote it", function()
     local body = '{"requestId":"r1","response":{"requestId":"r1","dataSet":[],"cursor":[1691028715371000123]}}'
-    assert.equal("[1691028715371000123]", json.raw_at(body, { "response", "cursor" }))
+    assert.equal("[1691028715371000123]", json.at(body, { "response", "cursor" }))
   end)
 
   it("is not fooled by keys, brackets and escapes inside strings", function()
     local body = [[{"response":{"dataSet":[{"request":"{\"cursor\":[1]}","x":"a\"],}b\\"}],]]
       .. [["cursor" : [ 9007199254740993 , "a]b\"c" ] },"cursor":[2]}]]
-    assert.equal([=[[ 9007199254740993 , "a]b\"c" ]]=], json.raw_at(body, { "response", "cursor" }))
-    assert.equal("[2]", json.raw_at(body, { "cursor" }))
+    local a, b = json.at(body, { "response", "cursor" }, { "cursor" })
+    assert.equal([=[[ 9007199254740993 , "a]b\"c" ]]=], a)
+    assert.equal("[2]", b)
   end)
 
-  it("returns nil for absent keys and malformed text", function()
-    assert.is_nil(json.raw_at('{"response":{"dataSet":[]}}', { "response", "cursor" }))
-    assert.is_nil(json.raw_at('{"response":{"cursor":[1', { "response", "cursor" }))
-    assert.is_nil(json.raw_at('[1,2]', { "cursor" }))
-    assert.is_nil(json.raw_at(nil, { "cursor" }))
+  it("tells absent (false) from malformed (nil and the byte offset)", function()
+    assert.is_false(json.at('{"response":{"dataSet":[]}}', { "response", "cursor" }))
+    assert.is_false(json.at('[1,2]', { "cursor" }))
+    local v, err = json.at('{"response":{"cursor":[1', { "response", "cursor" })
+    assert.is_nil(v)
+    assert.matches("byte offset 24", err)
+    -- a well-formed cursor in a page cut later is not taken: the whole text is checked
+    v, err = json.at('{"response":{"cursor":[1],"dataSet":[{"a":', { "response", "cursor" })
+    assert.is_nil(v)
+    assert.matches("byte offset %d+", err)
+    assert.has_error(function() json.at(nil, { "cursor" }) end)
   end)
 
   it("takes the last of repeated keys, as lua-cjson does", function()
-    assert.equal("[2]", json.raw_at('{"cursor":[1],"cursor":[2]}', { "cursor" }))
+    assert.equal("[2]", json.at('{"cursor":[1],"cursor":[2]}', { "cursor" }))
   end)
 end)
 

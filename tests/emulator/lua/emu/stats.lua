@@ -21,6 +21,13 @@ function M.count()
   end
 end
 
+--- Count an answer sent gzip- or deflate-encoded (the log phase, from the header sent).
+function M.count_encoding()
+  if not ngx.ctx.emu_counted then return end
+  local ce = ngx.var.sent_http_content_encoding
+  if ce == "gzip" or ce == "deflate" then ngx.shared.emu:incr("compressed", 1, 0) end
+end
+
 function M.get()
   local d = ngx.shared.emu
   local paths = {}
@@ -32,6 +39,7 @@ function M.get()
     connections = d:get("connections") or 0,
     requests = d:get("requests") or 0,
     faults_fired = d:get("faults_fired") or 0,
+    compressed = d:get("compressed") or 0,
     paths = paths,
   }
 end
@@ -44,6 +52,7 @@ function M.reset()
   d:set("requests", 0)
   d:set("connections", 0)
   d:set("faults_fired", 0)
+  d:set("compressed", 0)
 end
 
 return M

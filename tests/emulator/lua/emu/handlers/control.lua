@@ -1,6 +1,6 @@
 -- /_emu/*: the control endpoints the test helper drives. Never counted, never faulted.
 --   GET  /_emu/ping    {"ok":true}
---   GET  /_emu/stats   {"connections":N,"requests":N,"faults_fired":N,"paths":{...}}
+--   GET  /_emu/stats   {"connections":N,"requests":N,"faults_fired":N,"compressed":N,"paths":{...}}
 --   POST /_emu/reset   clear counters and faults
 --   POST /_emu/fault   arm a fault spec or a list of them (see emu.faults)
 --   GET  /_emu/fault   the armed specs with left/fired; DELETE clears them

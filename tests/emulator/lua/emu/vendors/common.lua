@@ -20,7 +20,7 @@ M.DEFAULTS = {
     access_token_ttl = 1800, refresh_token_ttl = 86400, download_url_ttl = 1800,
     expired_download = "json", hostile_file = false, archive_size = 200000, files = 40,
   },
-  zenlayer = { max_skew = 900, last_cursor = "missing" },
+  zenlayer = { max_skew = 900, last_cursor = "missing", record_count = 5000, span_days = 80 },
 }
 
 -- Counters always present in state() (0 until counted); others appear when counted.

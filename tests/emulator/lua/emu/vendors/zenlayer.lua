@@ -1,5 +1,5 @@
 -- Zenlayer ZLS DescribeLogs: POST /api/v2/zls, ZC2-HMAC-SHA256, audit-log records of the
--- last 80 days, cursors that are 19-digit integers written into (and read from) the JSON
+-- last `span_days` (default 80; `record_count` records, default 5000), cursors that are 19-digit integers written into (and read from) the JSON
 -- text itself, never through a double.
 local common = require "emu.vendors.common"
 local fixtures = require "emu.fixtures"
@@ -8,8 +8,7 @@ local sign = require "emu.vendors.sign"
 
 local M = {}
 
-M.COUNT = 5000                       -- records
-M.SPAN_MS = 80 * 86400 * 1000        -- spread over the last 80 days
+M.MAX_COUNT = 400000                 -- record_count's cap (cursor_text has room for 499999)
 -- cursor = BASE + 2*index + 1 with BASE = 1691028715371000000: 19 digits, odd, so never a
 -- double; built and read as text (BASE_TEXT .. six digits of 2*index + 1)
 local BASE_TEXT = "1691028715371"
@@ -19,7 +18,7 @@ local RES_TYPES = { "BMI", "BMI", "BMI", "BMI", "SECURITY_GROUP" }
 local IPS = { "203.0.113.10", "203.0.113.77", "198.51.100.23", "192.0.2.150" }
 local USERS = { "ops@example.com", "api-robot@example.com", "admin@example.com" }
 
-local data, data_epoch
+local data, data_key
 
 local function h(i) return (i * 2654435761 + 12345) % 4294967296 end
 
@@ -28,20 +27,25 @@ local function iso_ms(ms)
   return os.date("!%Y-%m-%dT%H:%M:%S", s) .. string.format(".%03dZ", ms - s * 1000)
 end
 
--- The data set: index 1 is the newest. Built per worker from the shared epoch.
-local function records()
+-- The data set: index 1 is the newest. Built per worker from the shared epoch and the
+-- record_count / span_days settings; each record's JSON text is encoded once, here.
+local function records(cfg)
   local d = ngx.shared.vendors
   local epoch = d:get("zl_epoch")
   if not epoch then
     d:add("zl_epoch", math.floor(common.now() * 1000))
     epoch = d:get("zl_epoch")
   end
-  if data and data_epoch == epoch then return data end
-  local step = math.floor(M.SPAN_MS / M.COUNT)
+  local count = math.max(1, math.min(math.floor(tonumber(cfg.record_count) or 5000), M.MAX_COUNT))
+  local span_ms = math.max(1, math.floor((tonumber(cfg.span_days) or 80) * 86400 * 1000))
+  local key = epoch .. ":" .. count .. ":" .. span_ms
+  if data and data_key == key then return data end
+  local step = math.max(1, math.floor(span_ms / count))
+  local jitter = math.max(1, math.floor(step * 0.7))
   local out = {}
-  for i = 1, M.COUNT do
+  for i = 1, count do
     local x = h(i)
-    local ms = epoch - 60000 - (i - 1) * step - (x % math.floor(step * 0.7))
+    local ms = epoch - 60000 - (i - 1) * step - (x % jitter)
     local ev = (x % #RES_EVENTS) + 1
     local uid = string.format("bmi-%08x", (math.floor(x / 7) % 23) * 2654435 % 4294967296)
     local with_body = x % 3 ~= 0
@@ -56,9 +60,20 @@ local function records()
         response = with_body and json.encode { requestId = string.format("%08x", x), ok = true } or json.null,
       },
     }
+    out[i].text = json.encode(out[i].rec)
   end
-  data, data_epoch = out, epoch
+  data, data_key = out, key
   return data
+end
+
+-- the first index whose record is at or before second e (records are newest first)
+local function first_at_or_before(recs, e)
+  local lo, hi = 1, #recs + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if recs[mid].t <= e then hi = mid else lo = mid + 1 end
+  end
+  return lo
 end
 
 local function cursor_text(index)     -- 19 digits, exact, as text
@@ -171,24 +186,24 @@ function M.handle()
     common.count("zenlayer", "bad_cursors")
     return err(400, "INVALID_CURSOR", "cursor is not one this server issued (send it back exactly as received)")
   end
-  local recs = records()
+  local recs = records(cfg)
   local function match(r)
     return r.t >= s and r.t <= e and (not p.resUid or r.rec.resUid == p.resUid)
       and (not p.resEvent or r.rec.resEvent == p.resEvent) and (not p.clientIP or r.rec.clientIP == p.clientIP)
   end
-  local out, i, nxt = {}, (from or 0) + 1, nil
+  local out, i, nxt = {}, from and from + 1 or first_at_or_before(recs, e), nil
   while i <= #recs do
     local r = recs[i]
     if r.t < s then break end
     if match(r) then
-      if #out < size then out[#out + 1] = r.rec else nxt = i break end
+      if #out < size then out[#out + 1] = r.text else nxt = i break end
     end
     i = i + 1
   end
   common.count("zenlayer", "pages")
   common.count("zenlayer", "records", #out)
   local rid = common.uuid()
-  local ds = #out > 0 and json.encode(out) or "[]"
+  local ds = "[" .. table.concat(out, ",") .. "]"
   local cur = ""
   if nxt then
     local text = cursor_text(nxt - 1)
