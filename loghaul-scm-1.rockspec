@@ -30,7 +30,8 @@ build = {
   modules = {
     ["loghaul.core"] = {
       sources = {
-        "src/clock.c", "src/core.c", "src/crypto.c", "src/curlerr.c", "src/file.c", "src/headers.c", "src/session.c",
+        "src/clock.c", "src/core.c", "src/crypto.c", "src/curlerr.c", "src/file.c", "src/headers.c", "src/json.c",
+        "src/jsonl.c", "src/session.c",
         "src/sign.c",
       },
       defines = { "_GNU_SOURCE" },

@@ -13,6 +13,7 @@ local vendors = require "helpers.vendors"
 local function normal(rec)
   local t = {}
   for k, v in pairs(rec) do
+    if v == cjson.null then v = nil end   -- raw JSON's null is an absent field in each_log's tables
     t[k] = (k == "request" or k == "response") and type(v) == "string" and cjson.decode(v) or v
   end
   return t
@@ -34,13 +35,14 @@ describe("loghaul zenlayer logs", function()
   local e, dir, close_suite, env, range, expected, has_write_logs
   setup(function()
     e, dir, close_suite = vendors.open_suite()
+    vendors.configure{ zenlayer = { record_count = 10000 } }
     env = cli.emulator_env()
     local loghaul = require "loghaul"
     local zl = loghaul.zenlayer{ endpoint = e.base_url, ca_file = e.ca_file,
       access_key_id = vendors.fixtures.zenlayer.access_key_id,
       access_key_password = vendors.fixtures.zenlayer.access_key_password }
     has_write_logs = zl.write_logs ~= nil
-    -- the emulator's records span its last 80 days; ask for all of them, in three 30-day windows
+    -- the emulator's 10,000 records span its last 80 days; ask for all, in three 30-day windows
     local now = os.time()
     range = { since = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 85 * 86400),
               ["until"] = os.date("!%Y-%m-%dT%H:%M:%SZ", now) }
@@ -55,7 +57,7 @@ describe("loghaul zenlayer logs", function()
   before_each(function() emu.reset() end)
 
   it("--output FILE: every record of the range once, equal to each_log's, and a JSON summary", function()
-    assert.is_true(#expected >= 5000)
+    assert.are.equal(10000, #expected)
     local out = dir .. "/audit.jsonl"
     local r = cli.run({ "zenlayer", "logs", "--since", range.since, "--until", range["until"], "--output", out,
                         "--json" }, env)
@@ -101,23 +103,27 @@ describe("loghaul zenlayer logs", function()
     local argv = { "zenlayer", "logs", "--since", range.since, "--until", range["until"], "--output", out,
                    "--resume", state, "--page-size", "100" }
     emu.fault{ path = "/api/v2/zls", delay = 0.1 }   -- slow pages: the kill lands mid-range
+    local before = vendors.state().zenlayer.pages or 0
     local pidfile = dir .. "/pid"
     shell.check(cli.command(argv, env) .. " >/dev/null 2>&1 & echo $! > " .. shell.quote(pidfile))
     local pid = shell.read_file(pidfile):match("%d+")
     local pages
     for _ = 1, 200 do
-      pages = vendors.state().zenlayer.pages or 0
-      if pages >= 12 then break end
+      pages = (vendors.state().zenlayer.pages or 0) - before
+      if pages >= 25 then break end
       shell.run("sleep 0.1")
     end
     shell.run("kill -9 " .. pid)
     shell.run("sleep 0.2")
-    assert.is_true(pages >= 12 and pages < 50, "killed after " .. tostring(pages) .. " pages")
+    assert.is_true(pages >= 25 and pages < 90, "killed after " .. tostring(pages) .. " pages")
     assert.is_not_nil(util.size(state), "no state file after the kill")
     assert.is_nil(util.size(out))
     emu.reset()
+    local start = vendors.state().zenlayer.pages or 0
     local r = cli.run(argv, env)
     assert.are.equal(0, r.code, r.stderr)
+    -- it went on from the saved page: far fewer pages than the ~100 of the whole range
+    assert.is_true((vendors.state().zenlayer.pages or 0) - start <= 100 - 20)
     assert.are.same(expected, decode_lines(shell.read_file(out)))
     assert.is_nil(util.size(state))
     local again = cli.run(argv, env)   -- a repeated run after success: the whole range again, same records
@@ -126,7 +132,10 @@ describe("loghaul zenlayer logs", function()
   end)
 
   it("--resume without write_logs is refused with exit 2 naming the flag", function()
-    if has_write_logs then return end
+    if has_write_logs then
+      pending("this loghaul has write_logs: --resume is supported (the spec above)")
+      return
+    end
     local r = cli.run({ "zenlayer", "logs", "--since", "1d", "--resume", dir .. "/s" }, env)
     assert.are.equal(2, r.code)
     assert.truthy(r.stderr:find("--resume needs zl:write_logs", 1, true), r.stderr)

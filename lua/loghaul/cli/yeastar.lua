@@ -83,7 +83,8 @@ M.actions.download = {
   no_ids = "give DAY(s) (YYYYMMDD) or --last DURATION",
   flags = {
     dest = { value = "DIR", help = "folder for the archives (created if missing; required)" },
-    last = { value = "DURATION", parse = times.duration_flag, help = "the days the PBX has from DURATION ago (UTC date) through today" },
+    last = { value = "DURATION", parse = times.duration_flag,
+             help = "the days the PBX has from DURATION ago (UTC date) through today" },
   },
   more_ids = function(ctx, a)
     for i, w in ipairs(a.positional) do a.positional[i] = day_id(w) end
