@@ -46,10 +46,11 @@ describe("loghaul progress", function()
   it("pages and records while paging", function()
     -- slow pages, so the library's event rate limit (a few a second) lets several through
     emu.fault{ path = "/api/v2/zls", delay = 0.3, count = 3 }
-    local out, rc = in_pty({ "zenlayer", "logs", "--since", "20d", "--page-size", "50", "--output", "z.jsonl" },
-      env, dir)
+    local out, rc = in_pty({ "zenlayer", "logs", "--since", "20d", "--page-size", "50", "--output", "z.jsonl",
+                             "--resume", "z.state" }, env, dir)
     assert.are.equal(0, rc, out)
-    assert.truthy(out:find("\rpages %d+, records %d+\27%[K"), out)
+    assert.truthy(out:find("\rpages %d+\27%[K"), out)
+    assert.truthy(out:find("\rpages %d+, records [1-9]%d*\27%[K"), out)
   end)
 
   it("no progress when stderr is not a terminal; --progress forces it; --quiet silences it", function()

@@ -43,6 +43,19 @@ local function each_log_lines(zl, params, output, on_record)
   return { path = output ~= "-" and output or nil, records = n, bytes = bytes }
 end
 
+--- Records written so far by write_logs, for the progress line (its page events count pages
+-- only): the state file's count with --resume (saved after every page), else nil.
+-- @tparam string|nil state_file
+-- @treturn number|nil
+function M.records_so_far(state_file)
+  if not state_file then return nil end
+  local core = require "loghaul.core"
+  local text = type(core.read_file) == "function" and core.read_file(state_file, 1024 * 1024)
+  if not text then return nil end
+  local ok, st = pcall(require("cjson").decode, text)
+  return ok and type(st) == "table" and tonumber(st.records) or nil
+end
+
 M.actions.logs = {
   usage = "loghaul zenlayer logs --since 7d|2026-05-01T00:00:00Z [--until now] [--event E] [--resource R]\n"
     .. "                      [--client-ip IP] [--output FILE.jsonl|-] [--resume STATEFILE]",
@@ -81,7 +94,9 @@ M.actions.logs = {
                                      access_key_password = ctx:need("ZENLAYER_AK_PASSWORD") }
     if ui.enabled then
       opts.on_progress = function(ev)
-        if ev.phase == "page" and ev.records == nil and records > 0 then ev.records = records end
+        if ev.phase == "page" and ev.records == nil then
+          ev.records = records > 0 and records or M.records_so_far(a.resume) or nil
+        end
         ui:event(ev)
       end
     end
