@@ -308,6 +308,33 @@ describe("vendor emulator: Yeastar", function()
     assert.equal(10, s.requests)
   end)
 
+  it("caps live access tokens at 8 (60002) and blocks an IP after 5 failed logins (70004)", function()
+    local function get_token(password)
+      return api("get_token", { method = "POST", headers = { ["Content-Type"] = "application/json" },
+        body = cjson.encode { username = F.yeastar.client_id, password = password or F.yeastar.client_secret } })
+    end
+    local tokens = {}
+    for i = 1, 8 do tokens[i] = login().access_token end
+    local ninth = get_token()
+    assert.equal(60002, ninth.errcode)
+    assert.equal("MAX LIMITATION EXCEEDED", ninth.errmsg)
+    assert.equal(8, vendors.state().yeastar.live_access_tokens)
+    assert.equal(0, api("del_token", { query = "access_token=" .. tokens[1] }).errcode)
+    assert.equal(7, vendors.state().yeastar.live_access_tokens)
+    login()                                    -- a revoked token frees its slot
+    vendors.reset()
+    for _ = 1, 4 do assert.equal(10005, get_token("wrong").errcode) end
+    login()                                    -- a success clears the count
+    for _ = 1, 5 do assert.equal(10005, get_token("wrong").errcode) end
+    assert.equal(70004, get_token().errcode)   -- blocked, even with the right secret
+    assert.equal(70004, get_token("wrong").errcode)
+    local s = vendors.state().yeastar
+    assert.equal(9, s.failed_logins)
+    assert.equal(2, s.blocked_logins)
+    vendors.reset()                            -- Security > Blocked IPs
+    login()
+  end)
+
   it("lists ~40 daily files with paging and checks parameters", function()
     local at = "access_token=" .. login().access_token
     local v = api("system_log/list", { query = at })

@@ -104,6 +104,10 @@ end
 
 M.version = "0.1.0"
 
+--- Transfers under way in this Lua state: a finalizer (a Yeastar client's `__gc`) may run
+-- inside one, in a libcurl callback, where it must not start a transfer of its own.
+M.transfers_running = 0
+
 --- Registers a literal secret (key, password, token) so that it is redacted everywhere.
 -- @tparam string s
 function Client:secret(s)
@@ -180,12 +184,15 @@ end
 -- `decode(res, op, secrets)` (an envelope decoder), `create` (retry only when the request
 -- provably never reached the server), `write` (not read-only: a timeout is not retried),
 -- `on_error(err, n)` (sees each failed attempt's error, e.g. a cut answer's `partial`
--- headers for a resume), `deadline` (seconds for the whole operation).
+-- headers for a resume), `deadline` (seconds for the whole operation: an attempt's `timeout`
+-- is cut to what is left of it, so the last attempt ends at the deadline).
 -- @tparam table op
 -- @return the decoded value, or nil, err
 function Client:call(op)
   local sent, renewed, history = 0, false, {}
   local deadline = op.deadline or self.policy.deadline
+  local deadline_at = deadline and self.now() + deadline or nil
+  local explicit_deadline = op.deadline ~= nil or self.policy.deadline_set
   local function attempt(n)
     -- redirects: followed here, not by libcurl, so that credentials (auth headers, signed
     -- requests, Yeastar's access_token) go only to the operation's own origin; another
@@ -204,9 +211,27 @@ function Client:call(op)
         local ok, aerr = op.auth:apply(req, self)
         if not ok then return nil, aerr, true end
       end
+      if deadline_at then
+        local left = deadline_at - self.now()
+        if left <= 0 then
+          return nil, errors.new{ kind = "timeout", code = "DEADLINE", retryable = false, reached = false,
+            message = ("the operation's deadline (%gs) passed before this attempt"):format(deadline) }, true
+        end
+        -- the last attempt ends at the deadline instead of running past it; an attempt with
+        -- no time limit (a download, 0) is cut only by a deadline the caller chose, not by
+        -- the default one (a big file may take longer than 15 minutes)
+        local limit = req.timeout
+        if limit == nil then limit = self.timeout or 300 end
+        if (limit == 0 and explicit_deadline) or (limit > 0 and left < limit) then
+          req.timeout = math.max(left, 0.001)
+        end
+      end
       sent = sent + 1
       self:log("debug", ("%s %s (attempt %d)"):format(req.method, req.url, sent))
-      local res, cerr = runtime.transfer(self.session, req, self.transfer_ctx)
+      M.transfers_running = M.transfers_running + 1
+      local tok, res, cerr = pcall(runtime.transfer, self.session, req, self.transfer_ctx)
+      M.transfers_running = M.transfers_running - 1
+      if not tok then error(res, 0) end
       local value, err
       local target = res and redirect_target(res, req.url)
       if target and hops < MAX_REDIRECTS then
@@ -249,7 +274,7 @@ function Client:call(op)
   local value, err = retry.run({
     policy = self.policy, budget = self.budget, now = self.now, sleep = self.sleep,
     random = self.random, create = op.create, write = op.write,
-    deadline_at = deadline and self.now() + deadline or nil,
+    deadline_at = deadline_at,
     log = function(level, msg) self:log(level, op.operation .. ": " .. msg) end,
   }, attempt)
   if value ~= nil then return value end

@@ -144,6 +144,9 @@ function Dc:download_server_logs(server_id, export_id, opts)
     operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),
     auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest,
     default_name = server_id .. "-" .. export_id .. "-dump.tar.gz",
+    -- every export of one server downloads to the same temporary name: a killed run's .part
+    -- is removed by the next one
+    part_key = "clouddc " .. self.client.base_url .. " " .. self.project_id .. " " .. server_id,
   })
 end
 

@@ -1,6 +1,7 @@
 --- Downloads as DESIGN.md "Downloads" says: `dest` as a directory or a file path, safe base
--- names from the server, bytes to `<path>.part`, resumed with Range after a broken
--- connection, renamed over the final name only when complete.
+-- names from the server, bytes to `<path>.part` (a file `dest`) or `dest/.loghaul-<hash>.part`
+-- (a directory `dest`, see `part_name`), resumed with Range after a broken connection,
+-- renamed over the final name only when complete.
 -- @module loghaul.download
 local envelope = require "loghaul.envelope"
 local errors = require "loghaul.errors"
@@ -104,6 +105,18 @@ local function join(dir, base)
   return dir .. "/" .. base
 end
 
+--- The temporary name of a download into a directory: `.loghaul-<16 hex>.part`, the hex a
+-- SHA-256 of `spec.part_key` (what the download is: e.g. the vendor, project and server) or
+-- else of the URL's path (never its query: a token may be there). The same download gets the
+-- same name in every run, so the next run removes what a killed one left there.
+-- @tparam table core the client's core module
+-- @tparam table spec the `fetch` spec
+-- @treturn string the base name
+function M.part_name(core, spec)
+  local key = spec.part_key or (spec.url:match("^[^?#]*"))
+  return ".loghaul-" .. core.hex(core.sha256(key)):sub(1, 16) .. ".part"
+end
+
 local function read_head(path, n)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -158,7 +171,8 @@ end
 -- else `spec.default_name`.
 -- @tparam table client
 -- @tparam table spec `{ operation, url, headers, auth, decode (the vendor's envelope, for
---   non-2xx answers), dest, name (the server's name when known before), default_name }`
+--   non-2xx answers), dest, name (the server's name when known before), default_name,
+--   part_key (what names the temporary file, see `part_name`) }`
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function M.fetch(client, spec)
   local target, terr = M.resolve(spec.dest)
@@ -173,13 +187,14 @@ function M.fetch(client, spec)
     end
     final = join(target.dir, base)
   end
-  if final then
-    part = final .. ".part"
+  if target.final then
+    part = target.final .. ".part"
   else
-    part = join(target.dir, ".loghaul-" .. client.core.hex(client.core.random(8)) .. ".part")
+    part = join(target.dir, M.part_name(client.core, spec))
   end
   fs.remove(part) -- never splice a leftover of an earlier run into this file
   local last_res, expected_total, validator
+  local started_at = 0 -- bytes in `part` when the current attempt started
   -- the server's file name from the latest answer that gave one: a resumed 206 often omits
   -- Content-Disposition, and the name must not fall back to the default then
   local server_name
@@ -204,6 +219,7 @@ function M.fetch(client, spec)
     operation = spec.operation, method = "GET", url = spec.url, headers = spec.headers, auth = spec.auth,
     prepare = function(req)
       local have = fs.size(part) or 0
+      started_at = have
       if have > 0 and not validator and not expected_total then
         fs.remove(part) -- nothing to check a resumed answer against: start over
         have = 0
@@ -229,9 +245,12 @@ function M.fetch(client, spec)
     end,
     on_error = function(err)
       local pr = err.partial
-      if not pr or (pr.status ~= 200 and pr.status ~= 206) then return end
-      note_name(pr)
-      if not same_file(pr) then fs.remove(part) validator, expected_total = nil, nil end
+      if pr and (pr.status == 200 or pr.status == 206) then
+        note_name(pr)
+        if not same_file(pr) then fs.remove(part) validator, expected_total = nil, nil end
+      end
+      -- bytes kept for the resume: progress, which the retry budget does not charge for
+      if (fs.size(part) or 0) > started_at then err.progress = true end
     end,
     decode = function(res, o, secrets)
       if res.status == 200 or res.status == 206 then

@@ -1,6 +1,6 @@
 --- The one retry policy: full-jitter exponential backoff, Retry-After honoured but clamped,
--- a cap on attempts, create-vs-read rules, a per-client retry budget and a deadline per
--- operation. Sleeping and the clock live here, in one function each.
+-- a cap on attempts, create-vs-read rules, a per-client retry budget (gRPC retry throttling)
+-- and a deadline per operation. Sleeping and the clock live here, in one function each.
 -- @module loghaul.retry
 local M = {}
 
@@ -45,6 +45,8 @@ function M.policy(opts)
   end
   if p.max_attempts == math.huge then error("loghaul: retry.max_attempts must be finite", 3) end
   p.max_attempts = math.max(1, math.floor(p.max_attempts))
+  -- a deadline the user chose also bounds attempts that have no time limit (downloads)
+  p.deadline_set = opts.deadline ~= nil and opts.deadline ~= false
   return p
 end
 
@@ -94,34 +96,40 @@ end
 local Budget = {}
 Budget.__index = Budget
 
---- A per-client retry budget: a bucket of retry tokens, full on an idle client, refilled
--- over time. Its capacity is at least `max_attempts - 1`, so one operation on an idle client
--- always gets all its retries; many failing operations in a row drain it, and then
--- retries stop early instead of becoming a storm.
+--- A per-client retry budget with gRPC's retry-throttling semantics (also the shape of the
+-- AWS SDKs' retry quota and Finagle's RetryBudget): a bucket of `max_tokens` tokens, full on
+-- a new client; every failed attempt that could be retried costs one token, every success
+-- gives back `refill` (a tenth of a token), and a retry is allowed only while more than
+-- `threshold` (half the bucket) is left. An attempt that moved a download forward
+-- (`err.progress`) is progress, not a failure: it costs nothing. With the defaults
+-- (max_attempts 5: 10 tokens, threshold 5) one operation on a fresh client gets all its
+-- retries, and a run of calls against a server that only fails soon sends one request each.
 -- @tparam table policy
--- @tparam[opt] table opts `{ capacity =, refill_per_second = }`
+-- @tparam[opt] table opts `{ max_tokens =, refill = }`
 -- @treturn table the budget
 function M.budget(policy, opts)
   opts = opts or {}
-  local cap = opts.capacity or math.max(10, 2 * (policy.max_attempts - 1))
-  cap = math.max(cap, policy.max_attempts - 1)
-  return setmetatable({ capacity = cap, tokens = cap, refill = opts.refill_per_second or cap / 60,
-                        last = nil }, Budget)
+  -- more than 2 * (max_attempts - 1) tokens: the first operation's retries all pass the threshold
+  local max = math.max(opts.max_tokens or 10, 2 * policy.max_attempts)
+  return setmetatable({ max_tokens = max, tokens = max, threshold = max / 2, refill = opts.refill or 0.1 }, Budget)
 end
 
---- Takes one retry token.
--- @tparam number now the clock
--- @treturn boolean whether a retry is allowed
-function Budget:take(now)
-  if self.last then
-    self.tokens = math.min(self.capacity, self.tokens + math.max(0, now - self.last) * self.refill)
-  end
-  self.last = now
-  if self.tokens >= 1 then
-    self.tokens = self.tokens - 1
-    return true
-  end
-  return false
+--- Records a success: gives back `refill` tokens.
+function Budget:success()
+  self.tokens = math.min(self.max_tokens, self.tokens + self.refill)
+end
+
+--- Records a failed attempt (one token), unless it made progress.
+-- @tparam table err the attempt's error
+function Budget:failure(err)
+  if err and err.progress then return end
+  self.tokens = math.max(0, self.tokens - 1)
+end
+
+--- Whether a retry is allowed now.
+-- @treturn boolean
+function Budget:allows()
+  return self.tokens > self.threshold
 end
 
 --- Runs an operation's attempts under the policy.
@@ -129,7 +137,8 @@ end
 -- (false when the request provably never reached the server) and `err.retry_after` guide
 -- the decision; `final` stops at once. Reads retry every retryable failure; a `create`
 -- retries only what never reached the server; any other `write` retries all but timeouts
--- (a timed-out write may have been carried out).
+-- (a timed-out write may have been carried out). The budget sees every success and every
+-- retryable failure (`err.progress`: an attempt that moved a download forward, free).
 -- @tparam table ctx `{ policy, budget, now, sleep, random, create, write, deadline_at, log }`
 -- @tparam function attempt
 -- @return the value, or nil, err (with `err.gave_up` saying why retries stopped)
@@ -140,8 +149,12 @@ function M.run(ctx, attempt)
   while true do
     n = n + 1
     local value, err, final = attempt(n)
-    if value ~= nil then return value end
+    if value ~= nil then
+      if ctx.budget then ctx.budget:success() end
+      return value
+    end
     if final or not err.retryable then return nil, err end
+    if ctx.budget then ctx.budget:failure(err) end
     if ctx.create and err.reached ~= false then
       err.gave_up = "not retried: the create request may have reached the server"
       return nil, err
@@ -159,7 +172,7 @@ function M.run(ctx, attempt)
       err.gave_up = "operation deadline reached"
       return nil, err
     end
-    if ctx.budget and not ctx.budget:take(now()) then
+    if ctx.budget and not ctx.budget:allows() then
       err.gave_up = "client retry budget exhausted"
       return nil, err
     end

@@ -10,11 +10,73 @@ local util = require "loghaul.util"
 
 local M = {}
 
+--- Options of `loghaul.yeastar{}` added with token handling (for the allow-list of options).
+M.extra_options = { "token_cache" }
+
 local Pbx = {}
 Pbx.__index = Pbx
 
+-- an object whose collection calls fn (Lua 5.4: a table's __gc; LuaJIT/5.1: newproxy)
+local function on_collect(fn)
+  if newproxy then -- luacheck: ignore 113
+    local u = newproxy(true) -- luacheck: ignore 113
+    getmetatable(u).__gc = function() fn() end
+    return u
+  end
+  return setmetatable({}, { __gc = function() fn() end })
+end
+
+-- Access tokens a finalizer could not revoke safely; the next close() of a client of the
+-- same PBX revokes them.
+local pending = {}
+
+-- LuaJIT finalizes the C module's library handle (dlclose) in the first round of lua_close
+-- and the userdata a finalizer creates in a later round: a transfer started by a finalizer
+-- at exit would leave a request object whose __gc points into unloaded code. So only Lua
+-- 5.4 (which unloads C libraries after every other finalizer) revokes from a finalizer.
+local finalizer_io = rawget(_G, "jit") == nil
+
+--- The finalizer of a collected client that was not closed: revokes its access token
+-- (unless a token cache keeps it). What is safe in a finalizer decides how: it never raises,
+-- never logs through the user's function, never yields, never waits long. It sends one
+-- `del_token` (5 s limit, outcome ignored) on the client's own session only when nothing
+-- else can be using it: plain Lua 5.4, no transfer of this Lua state under way (a finalizer
+-- may run inside a libcurl callback). Inside nginx (where it must not block the worker or
+-- yield), on LuaJIT (see above), during a transfer, or on a test double, it only queues the
+-- token for the next `close()` of a client of the same PBX in this process.
+-- @tparam table auth the client's token provider
+function M.finalize(auth)
+  pcall(function()
+    local t = auth:revocable()
+    if not t then return end
+    auth.access = nil
+    local c = auth.client
+    if not finalizer_io or rawget(_G, "ngx") ~= nil or client_mod.transfers_running > 0 or not c.transfer_ctx then
+      pending[#pending + 1] = { base_url = c.base_url, token = t }
+      return
+    end
+    c.session:request{ method = "GET", headers = {}, timeout = 5,
+                       url = c:url("/openapi/v1.0/del_token", { access_token = t }) }
+  end)
+end
+
+-- revokes the queued tokens of this client's PBX (best effort)
+local function drain_pending(self)
+  local c = self.client
+  for i = #pending, 1, -1 do
+    local p = pending[i]
+    if p.base_url == c.base_url then
+      table.remove(pending, i)
+      c:call{ operation = "del_token", method = "GET", decode = envelope.yeastar,
+              url = c:url("/openapi/v1.0/del_token", { access_token = p.token }) }
+    end
+  end
+end
+
 --- Creates a Yeastar client.
--- @tparam table opts `base_url`, `client_id`, `client_secret`, and the common client options
+-- @tparam table opts `base_url`, `client_id`, `client_secret`, `token_cache` (optional: a
+--   file that keeps the token pair for the next run, see `loghaul.auth.cache`), and the
+--   common client options
 -- @treturn table the client
 function M.new(opts)
   if type(opts) ~= "table" then error("loghaul.yeastar: options table expected", 2) end
@@ -25,7 +87,10 @@ function M.new(opts)
   end
   local c = client_mod.new(opts, { vendor = "yeastar", user_agent = "OpenAPI loghaul/" .. client_mod.version })
   local self = setmetatable({ client = c }, Pbx)
-  self.auth = token.new(c, opts.client_id, opts.client_secret)
+  self.auth = token.new(c, opts.client_id, opts.client_secret, opts.token_cache)
+  -- garbage collection revokes too (LuaJIT tables have no __gc: a userdata sentinel)
+  local auth = self.auth
+  self._sentinel = on_collect(function() M.finalize(auth) end)
   return self
 end
 
@@ -129,6 +194,8 @@ function Pbx:download_system_logs(files, opts)
     file, err = download.fetch(c, {
       operation = "download", url = c.base_url .. link.download_resource_url, auth = auth,
       decode = envelope.yeastar, dest = opts and opts.dest, name = link.file,
+      -- the same files, the same temporary name in every run (the URL changes each time)
+      part_key = "yeastar " .. c.base_url .. " " .. table.concat(files, ","),
     })
     if file then return file end
     last = err
@@ -142,7 +209,19 @@ function Pbx:download_system_logs(files, opts)
   return nil, last
 end
 
---- Closes the client's connections.
-function Pbx:close() self.client:close() end
+--- Closes the client: revokes its access token (`del_token`; the cloud edition allows only
+-- 8 live ones per application) unless it lives in the `token_cache` file, for the next run,
+-- then closes the connections. Idempotent. A Lua 5.4 `<close>` variable and garbage
+-- collection close too (see `finalize`).
+-- @treturn boolean|nil true, or nil, err when the revocation failed (the client is closed anyway)
+function Pbx:close()
+  local ok, err = self.auth:release()
+  drain_pending(self)
+  self.client:close()
+  if not ok then return nil, err end
+  return true
+end
+
+Pbx.__close = Pbx.close
 
 return M

@@ -164,10 +164,49 @@ describe("retry policy", function()
       total = total + err.attempts
     end
     assert.is_true(total < 20 * 5 * 0.6, "retries were not bounded: " .. total)
-    -- and it refills: after a quiet while an operation gets all its retries again
+    -- time alone does not refill it (gRPC retry throttling): an hour later one request only
     clk.t = clk.t + 3600
     local _, err = c:call(op())
+    assert.equal(1, err.attempts)
+  end)
+
+  it("successes refill the budget: after a recovery an operation gets all its retries again", function()
+    local script = { default = { status = 503 } }
+    local c = new_client(script, { retry = { max_attempts = 5 } })
+    for _ = 1, 10 do c:call(op()) end
+    assert.equal(1, select(2, c:call(op())).attempts)
+    script.default = { status = 200 }
+    for _ = 1, 100 do assert(c:call(op())) end
+    script.default = { status = 503 }
+    local _, err = c:call(op())
     assert.equal(5, err.attempts)
+  end)
+
+  it("the deadline shortens the timeout of the last attempt instead of letting it run past", function()
+    -- each attempt "times out" after its whole limit, on the injected clock
+    local c, clk
+    local session = { requests = {} }
+    function session.request(_, req)
+      -- nil: the session's own limit (the client's timeout, 30 s here)
+      session.requests[#session.requests + 1] = req.timeout or "session"
+      clk.t = clk.t + (req.timeout or 30)
+      return nil, { kind = "network", code = "CURLE_RECV_ERROR", message = "reset" }
+    end
+    c, clk = new_client({}, { _session = session, timeout = 30, retry = { max_attempts = 10, base_delay = 1,
+                                                                             max_delay = 1 } })
+    local t0 = clk.t
+    local _, err = c:call(op{ deadline = 70 })
+    assert.is_nil(_)
+    -- 30 s, 1 s wait, 30 s, 1 s wait, then what is left: 8 s
+    assert.same({ "session", "session", 8 }, session.requests)
+    assert.equal(70, clk.t - t0)
+    assert.equal(3, err.attempts)
+    -- a download (no limit per attempt) is cut only by a deadline the caller chose
+    session.requests = {}
+    local c2
+    c2, clk = new_client({}, { _session = session, retry = { max_attempts = 1, deadline = 40 } })
+    c2:call(op{ prepare = function(req) req.timeout = 0 return true end })
+    assert.same({ 40 }, session.requests)
   end)
 
   it("does not retry what is not transient, nor an io or invalid error", function()

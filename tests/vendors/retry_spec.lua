@@ -62,23 +62,61 @@ describe("loghaul.retry", function()
     assert.equal("operation deadline reached", err.gave_up)
   end)
 
-  it("has a budget that allows a whole operation on an idle client but stops a storm", function()
+  it("has a budget (gRPC retry throttling): a whole operation on a fresh client, not a storm", function()
     local b = retry.budget(policy)
+    assert.same({ 10, 10, 5, 0.1 }, { b.max_tokens, b.tokens, b.threshold, b.refill })
     local now, sleep = function() return 0 end, function() end
-    for _ = 1, 2 do -- two operations of 4 retries each fit in an idle client's bucket
-      local attempt, count = failing(4)
-      assert.equal("ok", retry.run({ policy = policy, budget = b, now = now, sleep = sleep }, attempt))
-      assert.equal(5, count())
+    local function run(times, fields)
+      local attempt, count = failing(times, fields)
+      local v, err = retry.run({ policy = policy, budget = b, now = now, sleep = sleep }, attempt)
+      return v, err, count()
     end
-    local attempt, count = failing(10)
-    local _, err = retry.run({ policy = policy, budget = b, now = now, sleep = sleep }, attempt)
+    -- the first operation gets all its attempts (10 tokens, 4 failures cost 4, 6 > 5 left)
+    local v, _, n = run(4)
+    assert.equal("ok", v)
+    assert.equal(5, n)
+    -- 6.1 left: one more retry passes (5.1 > 5), the next failure leaves 4.1 and stops
+    local _, err, n2 = run(10)
     assert.equal("client retry budget exhausted", err.gave_up)
-    assert.equal(3, count())
-    -- a minute later the bucket is full again
-    local later = function() return 60 end
-    local attempt2, count2 = failing(4)
-    assert.equal("ok", retry.run({ policy = policy, budget = b, now = later, sleep = sleep }, attempt2))
-    assert.equal(5, count2())
+    assert.equal(2, n2)
+    -- a storm: every later failing call sends one request only
+    for _ = 1, 5 do
+      local _, e, k = run(10)
+      assert.equal(1, k)
+      assert.equal("client retry budget exhausted", e.gave_up)
+    end
+    assert.equal(0, b.tokens)
+    -- successes refill it (a tenth of a token each), time alone does not
+    for _ = 1, 50 do assert.equal("ok", (run(0))) end
+    assert.is_false(b:allows())
+    for _ = 1, 51 do assert.equal("ok", (run(0))) end
+    assert.is_true(b:allows())
+    for _ = 1, 100 do run(0) end
+    assert.equal(10, b.tokens)
+    local v3, _, n3 = run(4)
+    assert.equal("ok", v3)
+    assert.equal(5, n3)
+  end)
+
+  it("charges the budget nothing for an attempt that made progress", function()
+    local b = retry.budget(policy)
+    local sleep = function() end
+    for _ = 1, 12 do -- 12 downloads cut 3 times each, every cut after some new bytes
+      local attempt, count = failing(3, { progress = true })
+      assert.equal("ok", retry.run({ policy = policy, budget = b, sleep = sleep }, attempt))
+      assert.equal(4, count())
+    end
+    assert.equal(10, b.tokens)
+  end)
+
+  it("scales the budget so that max_attempts always fits on a fresh client", function()
+    for _, max in ipairs{ 1, 2, 5, 12, 40 } do
+      local p = retry.policy{ max_attempts = max }
+      local attempt, count = failing(1000)
+      local _, err = retry.run({ policy = p, budget = retry.budget(p), sleep = function() end }, attempt)
+      assert.equal(max, count())
+      assert.equal("max_attempts reached", err.gave_up)
+    end
   end)
 
   it("does not retry what is not retryable", function()

@@ -1,6 +1,7 @@
 --- Huawei IAM password credentials → a token (from `X-Subject-Token`), cached, renewed
 -- before its 24 h expiry and once when an API answers 401. Used as a client `auth` object.
 -- @module loghaul.auth.iam
+local cache_mod = require "loghaul.auth.cache"
 local envelope = require "loghaul.envelope"
 local json = require "loghaul.json"
 local util = require "loghaul.util"
@@ -25,7 +26,8 @@ end
 
 --- Creates the provider.
 -- @tparam table client the client whose session and retries it uses
--- @tparam table opts `{ iam_endpoint, user, password, domain, project | project_id }`
+-- @tparam table opts `{ iam_endpoint, user, password, domain, project | project_id, token_cache }`
+--   (`token_cache`: a file that keeps the token for the next run, see `loghaul.auth.cache`)
 -- @treturn table the provider (`apply`, `renew`, `token`)
 function M.new(client, opts)
   local endpoint = util.base_url(need(opts, "iam_endpoint"), "auth.iam_endpoint")
@@ -42,9 +44,19 @@ function M.new(client, opts)
     scope = scope,
   } }
   client:secret(opts.password)
-  return setmetatable({ client = client, url = endpoint .. "/v3/auth/tokens?nocatalog=true", body = body },
-                      Iam)
+  local self = setmetatable({ client = client, url = endpoint .. "/v3/auth/tokens?nocatalog=true", body = body },
+                            Iam)
+  if opts.token_cache ~= nil then
+    self.cache = cache_mod.new(client.core, opts.token_cache, "loghaul.clouddc: auth.token_cache")
+    -- a token is scoped to one user and project: the key says which (never the password)
+    self.cache_key = "iam " .. endpoint .. " " .. opts.domain .. " " .. opts.user .. " "
+      .. (opts.project_id and ("id:" .. opts.project_id) or opts.project)
+  end
+  return self
 end
+
+--- Options of the IAM `auth` table added with the token cache (for the allow-list of options).
+M.extra_options = { "token_cache" }
 
 -- parses "2024-01-02T03:04:05.123000Z" (fraction optional)
 local function parse_expiry(s)
@@ -76,17 +88,42 @@ function Iam:fetch()
   local now = client.now()
   local expires = got.expires or (now + M.lifetime)
   local ttl = math.max(0, expires - now)
-  client:forget(self.value)
-  client:secret(got.token)
-  self.value = got.token
-  self.renew_at = now + ttl - math.min(M.margin, ttl / 10)
-  return got.token
+  return self:adopt(got.token, math.floor(now + ttl - math.min(M.margin, ttl / 10)))
+end
+
+--- Takes a token into use (registered as a secret for redaction).
+-- @tparam string token
+-- @tparam number renew_at Unix seconds
+-- @treturn string the token
+function Iam:adopt(token, renew_at)
+  self.client:forget(self.value)
+  self.client:secret(token)
+  self.value, self.renew_at = token, renew_at
+  return token
+end
+
+-- With a token cache: under the file's lock, the cached token when it is alive (and not the
+-- one an API just refused), else a new one, stored for the next run. Processes sharing the
+-- file wait for each other: one token request in all.
+local function from_cache(self)
+  local t, err = self.cache:update(self.cache_key, function(e)
+    if type(e) == "table" and type(e.token) == "string" and e.token ~= self.dead
+       and self.client.now() < (tonumber(e.renew_at) or 0) then
+      return nil, self:adopt(e.token, e.renew_at)
+    end
+    local tok, ferr = self:fetch()
+    if not tok then return nil, nil, ferr end
+    return { token = tok, renew_at = self.renew_at }, tok
+  end)
+  if not t then return nil, err end
+  return t
 end
 
 --- The cached token, fetched or renewed when missing or near its expiry.
 -- @treturn string|nil the token, or nil, err
 function Iam:token()
   if self.value and self.client.now() < self.renew_at then return self.value end
+  if self.cache then return from_cache(self) end
   return self:fetch()
 end
 
@@ -103,8 +140,9 @@ end
 --- Drops the token and fetches a new one (after a 401).
 -- @treturn boolean|nil true, or nil, err
 function Iam:renew()
-  self.value = nil
-  local t, err = self:fetch()
+  self.dead, self.value = self.value, nil
+  local t, err
+  if self.cache then t, err = from_cache(self) else t, err = self:fetch() end
   if not t then return nil, err end
   return true
 end

@@ -106,6 +106,18 @@ local function cut(n)
     local lk = k:lower()
     if lk ~= "transfer-encoding" and lk ~= "connection" and lk ~= "content-length" then ngx.header[k] = v end
   end
+  -- nginx applies no Range to a subrequest: honour one `bytes=N-` here (If-Range checked
+  -- against the ETag or Last-Modified), so a resumed download can be cut again
+  local from = res.status == 200 and tonumber((ngx.var.http_range or ""):match("^bytes=(%d+)%-$"))
+  local if_range = ngx.var.http_if_range
+  if from and if_range and if_range ~= res.header["ETag"] and if_range ~= res.header["Last-Modified"] then
+    from = nil
+  end
+  if from and from < #body then
+    ngx.status = 206
+    ngx.header["Content-Range"] = ("bytes %d-%d/%d"):format(from, #body - 1, #body)
+    body = body:sub(from + 1)
+  end
   ngx.header["Content-Length"] = #body
   ngx.send_headers()
   if n > 0 then ngx.print(body:sub(1, n)) end

@@ -19,6 +19,7 @@ M.DEFAULTS = {
   yeastar = {
     access_token_ttl = 1800, refresh_token_ttl = 86400, download_url_ttl = 1800,
     expired_download = "json", hostile_file = false, archive_size = 200000, files = 40,
+    max_access_tokens = 8, block_after_failures = 5,   -- 0 turns the cap / the IP block off
   },
   zenlayer = { max_skew = 900, last_cursor = "missing", record_count = 5000, span_days = 80 },
 }
@@ -29,7 +30,8 @@ M.COUNTERS = {
   iam = { "requests", "logins", "failures" },
   clouddc = { "requests", "exports_created", "polls", "downloads", "auth_failures", "auth_token", "auth_aksk" },
   yeastar = { "requests", "login_attempts", "logins", "refreshes", "deletes", "lists", "download_urls",
-              "downloads", "stale_downloads", "errors", "authorized" },
+              "downloads", "stale_downloads", "errors", "authorized", "failed_logins", "blocked_logins",
+              "capped_logins" },
   zenlayer = { "requests", "pages", "records", "errors", "auth_failures", "bad_cursors" },
 }
 
@@ -104,13 +106,13 @@ function M.state()
     s[v] = {}
     for _, n in ipairs(names) do s[v][n] = 0 end
   end
-  local live = 0
+  local live, now = 0, M.now()
   for _, k in ipairs(d:get_keys(0)) do
     local v, what = k:match("^n:([^.]+)%.(.+)$")
     if v then
       s[v] = s[v] or {}
       s[v][what] = d:get(k)
-    elseif k:match("^ys_at:") then
+    elseif k:match("^ys_at:") and (d:get(k) or 0) > now then   -- expired ones are not live
       live = live + 1
     end
   end
