@@ -134,25 +134,26 @@ function Ctx:client_options(t)
   return t
 end
 
---- The token cache file for one set of credentials (`~/.cache/loghaul/<vendor>-<hash>.json`),
--- or nil when the cache folder cannot be used safely.
-function Ctx:token_cache(vendor, ...)
+--- The token cache file of a vendor's logins (`~/.cache/loghaul/<name>-tokens.json`; the
+-- library keeps one entry per endpoint and user in it, locked, 0600), or nil when the cache
+-- folder cannot be used safely (then every run logs in again).
+function Ctx:token_cache(name)
   local dir, why = profiles.cache_dir(self.getenv)
   if not dir then
-    if self.verbose then self:say("tokens are not cached: %s", why) end
+    self:say("tokens are not cached: %s", why)
     return nil
   end
-  local core = require "loghaul.core"
-  local key = table.concat({ ... }, "\0")
-  return dir .. "/" .. vendor .. "-" .. core.hex(core.sha256(key)):sub(1, 16) .. ".json"
+  return dir .. "/" .. name .. "-tokens.json"
 end
 
 --- Calls a client constructor; a constructor that raises on our settings is a usage error,
--- and a library without `token_cache` gets the option removed (said once).
-function Ctx:construct(ctor, opts)
+-- and a library without `token_cache` (in `where`: the options or their `auth`) gets the
+-- option removed (said once).
+function Ctx:construct(ctor, opts, where)
+  where = where or opts
   local ok, c = pcall(ctor, opts)
-  if not ok and opts.token_cache and tostring(c):find("token_cache", 1, true) then
-    opts.token_cache = nil
+  if not ok and where.token_cache and tostring(c):find("token_cache", 1, true) then
+    where.token_cache = nil
     self:say("this loghaul has no token_cache: every run logs in again")
     ok, c = pcall(ctor, opts)
   end

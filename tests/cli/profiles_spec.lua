@@ -52,7 +52,7 @@ describe("loghaul profiles", function()
     local r = cli.run({ "yeastar", "list" })
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal(os.date("!%Y%m%d"), cli.lines(r.stdout)[1])
-    local w = cli.run({ "yeastar", "list" }, { LOGHAUL_YEASTAR_CLIENT_SECRET = "wrong-secret" })
+    local w = cli.run({ "yeastar", "list" }, { LOGHAUL_YEASTAR_CLIENT_ID = "wrong-id" })
     assert.are.equal(1, w.code)
     assert.truthy(w.stderr:find("10005", 1, true), w.stderr)
     os.remove(path)
@@ -86,18 +86,27 @@ describe("loghaul profiles", function()
     assert.truthy(m.stderr:find(path .. ":3: expected key = value", 1, true), m.stderr)
   end)
 
-  it("IAM tokens go to a per-user cache folder ~/.cache/loghaul (0700)", function()
+  it("IAM and Yeastar tokens go to ~/.cache/loghaul (0700, files 0600): a second run logs in no more", function()
     local core = require "loghaul.core"
-    if type(core.mkdir_p) ~= "function" or type(core.stat) ~= "function" then
-      pending("this core has no mkdir_p/stat (src/file.c): tokens are not cached")
-      return
+    local env = cli.emulator_env()
+    local function logins()
+      local st = vendors.state()
+      return st.iam.logins or 0, st.yeastar.logins or 0
     end
     vendors.configure{ clouddc = { polls = 1 } }
-    local r = cli.run({ "clouddc", "export", fx.clouddc.server_id, "--dest", dir .. "/dc", "--poll", "1s" },
-      cli.emulator_env())
-    assert.are.equal(0, r.code, r.stderr)
-    local st = core.stat(cli.home_dir() .. "/.cache/loghaul")
-    assert.are.equal("dir", st.type)
-    assert.are.equal(448, st.mode)   -- 0700
+    local counts = {}
+    for i = 1, 2 do
+      local r = cli.run({ "yeastar", "list" }, env)
+      assert.are.equal(0, r.code, r.stderr)
+      r = cli.run({ "clouddc", "export", fx.clouddc.server_id, "--dest", dir .. "/dc", "--poll", "1s" }, env)
+      assert.are.equal(0, r.code, r.stderr)
+      counts[i] = { logins() }
+    end
+    assert.are.same(counts[1], counts[2])   -- the second runs took the tokens from the cache
+    local cache = cli.home_dir() .. "/.cache/loghaul"
+    assert.are.equal(448, core.stat(cache).mode)   -- 0700
+    for _, f in ipairs{ "iam-tokens.json", "yeastar-tokens.json" } do
+      assert.are.equal(384, core.stat(cache .. "/" .. f).mode, f)   -- 0600
+    end
   end)
 end)

@@ -61,10 +61,11 @@ M.actions.export = {
     else
       auth = { iam_endpoint = ctx:need("IAM_URL"), user = ctx:need("IAM_USER"), password = ctx:need("IAM_PASSWORD"),
                domain = ctx:need("IAM_DOMAIN"), project = ctx:need("IAM_PROJECT") }
-      opts.token_cache = ctx:token_cache("clouddc-iam", auth.iam_endpoint, auth.user, auth.domain, auth.project)
+      -- the library keys its entries by endpoint and user: one file serves every profile
+      auth.token_cache = ctx:token_cache("iam")
     end
     opts.auth = auth
-    local dc = ctx:construct(loghaul.clouddc, ctx:client_options(opts))
+    local dc = ctx:construct(loghaul.clouddc, ctx:client_options(opts), auth)
     local dest = a.dest:sub(-1) == "/" and a.dest or (a.dest .. "/")
     return function(server_id)
       return dc:export_and_download(server_id, { dest = dest, poll_interval = a.poll or 5,

@@ -12,7 +12,7 @@ local function client(ctx)
   local url, id = ctx:need("YEASTAR_URL"), ctx:need("YEASTAR_CLIENT_ID")
   return ctx:construct(loghaul.yeastar, ctx:client_options{
     base_url = url, client_id = id, client_secret = ctx:need("YEASTAR_CLIENT_SECRET"),
-    token_cache = ctx:token_cache("yeastar", url, id) })
+    token_cache = ctx:token_cache("yeastar") })
 end
 
 --- Every daily log the PBX has, page after page (the API's own default page is small).
