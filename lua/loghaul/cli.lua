@@ -268,7 +268,8 @@ local function dispatch(argv, env)
     return M.EXIT_OK
   end
   local gname = argv[i]
-  if special or gname == nil or gname == "help" then
+  if gname == "help" then special = "--help" end
+  if special or gname == nil then
     local to = special and out or err
     to:write(top_help(), "\n")
     return special and M.EXIT_OK or M.EXIT_USAGE

@@ -9,6 +9,19 @@ describe("loghaul usage", function()
     assert.matches("^loghaul 0%.1%.0 %(", r.stdout)
   end)
 
+  it("runs through a symbolic link from another folder (finds the checkout beside its real path)", function()
+    local shell = require "helpers.shell"
+    local dir = shell.tmpdir("loghaul-test")
+    shell.check("ln -s " .. shell.quote(cli.bin) .. " " .. shell.quote(dir .. "/loghaul"))
+    for _, lua in ipairs{ "lua5.4", "luajit" } do
+      local out, rc = shell.run("cd / && env -i PATH=" .. shell.quote(os.getenv("PATH")) .. " LOGHAUL_LUA=" .. lua
+        .. " " .. shell.quote(dir .. "/loghaul") .. " --version")
+      assert.are.equal(0, rc, out)
+      assert.matches(lua == "luajit" and "^loghaul 0%.1%.0 %(LuaJIT" or "^loghaul 0%.1%.0 %(Lua 5%.4", out)
+    end
+    shell.rmdir(dir)
+  end)
+
   it("--help works on the command and on every action, exit 0, usage on stdout", function()
     local r = cli.run{ "--help" }
     assert.are.equal(0, r.code)
