@@ -189,6 +189,9 @@ local function run_ids(ctx, action, a)
     ctx:say("no ids in this shard: nothing to do")
     return M.EXIT_OK
   end
+  if a.concurrency and a.concurrency > 1 and #ids > 1 then
+    ctx:say("--concurrency %d: this loghaul runs ids one after another (no scheduler yet)", a.concurrency)
+  end
   local op, close = action.prepare(ctx, a, ids)
   local results = many.run(ids, op, {
     ui = ctx.ui, concurrency = a.concurrency,

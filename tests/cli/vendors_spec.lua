@@ -114,6 +114,10 @@ describe("loghaul commands against the emulator", function()
   it("emulator start prints settings that work; stop stops it", function()
     local run_env = { LOGHAUL_EMU_DIR = dir .. "/emu2" }
     local r = cli.run({ "emulator", "start" }, run_env)
+    finally(function()   -- never leave it running, whatever fails below
+      shell.run(shell.quote(shell.root .. "/tests/emulator/emulator") .. " stop " .. shell.quote(dir .. "/emu2")
+        .. " >/dev/null 2>&1")
+    end)
     assert.are.equal(0, r.code, r.stderr)
     local script = dir .. "/try.sh"
     shell.write_file(script, r.stdout .. "\n" .. cli.command({ "yeastar", "list" }):gsub("^env %-i ", "env ") .. "\n")
