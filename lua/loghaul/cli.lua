@@ -342,6 +342,10 @@ function M.main(argv, env)
     err:write("\rloghaul: ", code.message, "\n")
     return code.exit or M.EXIT_USAGE
   end
+  if code.message:find("interrupted!", 1, true) then   -- Ctrl-C: the shell's convention, 128 + SIGINT
+    err:write("\rloghaul: interrupted\n")
+    return 130
+  end
   err:write("\rloghaul: internal error: ", code.message, code.trace, "\n")
   return M.EXIT_FAILED
 end

@@ -18,7 +18,12 @@ function M.run(ids, op, o)
   for i, id in ipairs(ids) do
     if o.ui then o.ui:task(id, done, failed, #ids) end
     local ok, value, err = pcall(op, id)
-    if not ok then value, err = nil, value end   -- a raised error (each_log style) is a failure too
+    if not ok then
+      -- an error object raised (each_log style) is this id's failure; anything else (Ctrl-C's
+      -- "interrupted!", a bug) stops the whole run
+      if type(value) ~= "table" then error(value, 0) end
+      value, err = nil, value
+    end
     local r = { id = id, ok = value ~= nil, value = value, err = value == nil and err or nil }
     if r.ok then done = done + 1 else failed = failed + 1 end
     results[i] = r
