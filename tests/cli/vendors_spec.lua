@@ -78,6 +78,26 @@ describe("loghaul commands against the emulator", function()
     assert.truthy(r.stderr:find("srv%-x failed: .*CloudDC%.0404"), r.stderr)
   end)
 
+  it("Ctrl-C (SIGINT) stops the whole run: exit 130, the next ids are not started", function()
+    vendors.configure{ clouddc = { polls = 20 } }
+    local status, pidfile = dir .. "/int.rc", dir .. "/int.pid"
+    shell.check("(" .. cli.command({ "clouddc", "export", vendors.fixtures.clouddc.server_id, "srv-next", "--dest",
+      dir .. "/int", "--poll", "1s" }, env) .. " >/dev/null 2>" .. shell.quote(dir .. "/int.err") .. " & echo $! > "
+      .. shell.quote(pidfile) .. "; wait $!; echo $? > " .. shell.quote(status) .. ") >/dev/null 2>&1 & :")
+    for _ = 1, 100 do
+      if (vendors.state().clouddc.polls or 0) >= 1 then break end
+      shell.run("sleep 0.1")
+    end
+    shell.run("kill -INT " .. shell.read_file(pidfile):match("%d+"))
+    for _ = 1, 100 do
+      if shell.read_file(status) then break end
+      shell.run("sleep 0.1")
+    end
+    assert.are.equal("130", (shell.read_file(status) or ""):match("%d+"))
+    assert.truthy(shell.read_file(dir .. "/int.err"):find("loghaul: interrupted", 1, true))
+    assert.are.equal(1, vendors.state().clouddc.exports_created)
+  end)
+
   it("yeastar list: the PBX's days newest first; --order asc; --json", function()
     vendors.configure{ yeastar = { files = 12 } }
     local r = cli.run({ "yeastar", "list" }, env)
