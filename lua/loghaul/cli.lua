@@ -9,7 +9,7 @@
 --   loghaul emulator start|stop
 --
 -- Exit codes: 0 all done, 1 an operation failed, 2 bad usage (flags, times, settings),
--- 3 partial (some ids failed; each is listed).
+-- 3 partial (some ids failed; each is listed), 130 interrupted (Ctrl-C).
 -- @module loghaul.cli
 local args = require "loghaul.cli.args"
 local many = require "loghaul.cli.many"
@@ -76,7 +76,7 @@ Settings come from LOGHAUL_* environment variables (LOGHAUL_CMS_URL, LOGHAUL_CLO
 or from a profiles file (~/.config/loghaul/config, mode 0600, [default] or --profile NAME),
 never from arguments. Times: now, 7d, 12h, 30m, 45s (before now) or ISO 8601.
 Results go to stdout, messages and progress to stderr.
-Exit codes: 0 all done, 1 an operation failed, 2 bad usage, 3 some ids failed.
+Exit codes: 0 all done, 1 an operation failed, 2 bad usage, 3 some ids failed, 130 interrupted.
   --version    print the version
   --help, -h   this help]]
   return table.concat(lines, "\n")
