@@ -38,6 +38,11 @@ build = {
       incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
     },
-    -- the Lua modules under lua/ are installed by the builtin backend itself
+    -- the Lua modules under lua/ (loghaul.cli and loghaul.cli.* too) are installed by the
+    -- builtin backend itself
+  },
+  install = {
+    -- the command line; LuaRocks wraps it so that it runs with this tree's Lua and modules
+    bin = { loghaul = "bin/loghaul" },
   },
 }

@@ -94,6 +94,23 @@ local function example(title, script, vars)
   return ok
 end
 
+-- runs bin/loghaul (the command line) like example() runs a script
+local function command(title, vars, argv)
+  print(("\n== %s: bin/loghaul %s"):format(title, table.concat(argv, " "):gsub(ROOT:gsub("%p", "%%%0") .. "/", "")))
+  local env = {}
+  for k, v in pairs(vars) do env[#env + 1] = k .. "=" .. q(v) end
+  table.sort(env)
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = q(a) end
+  local cmd = "cd " .. q(ROOT .. "/build/demo") .. " && env " .. table.concat(env, " ") .. " "
+    .. q(ROOT .. "/bin/loghaul") .. " " .. table.concat(words, " ")
+  local t0 = os.time()
+  local out, rc = run(cmd)
+  for line in out:gmatch("[^\n]+") do print("  | " .. line) end
+  print(("  -> %s (exit %d, %ds)"):format(rc == 0 and "ok" or "FAILED", rc, os.time() - t0))
+  results[#results + 1] = { title = title, ok = rc == 0 }
+end
+
 local function main()
   local demo = ROOT .. "/build/demo"
   sh("rm -rf " .. q(demo) .. " && mkdir -p " .. q(demo .. "/upload"))
@@ -129,6 +146,23 @@ local function main()
     LOGHAUL_ZENLAYER_URL = e.base_url, LOGHAUL_ZENLAYER_AK_ID = fixtures.zenlayer.access_key_id,
     LOGHAUL_ZENLAYER_AK_PASSWORD = fixtures.zenlayer.access_key_password, LOGHAUL_ZENLAYER_DAYS = "45",
     LOGHAUL_OUT = jsonl })
+
+  -- the same chains through the command line (bin/loghaul), with the settings as variables
+  local cli_env = with{ LOGHAUL_LUA = RUNTIME,
+    LOGHAUL_CMS_URL = e.base_url, LOGHAUL_CMS_AK = fixtures.cms.access_key, LOGHAUL_CMS_SK = fixtures.cms.secret_key,
+    LOGHAUL_CLOUDDC_URL = e.base_url, LOGHAUL_CLOUDDC_PROJECT_ID = fixtures.clouddc.project_id,
+    LOGHAUL_CLOUDDC_AK = fixtures.clouddc.access_key, LOGHAUL_CLOUDDC_SK = fixtures.clouddc.secret_key,
+    LOGHAUL_YEASTAR_URL = e.base_url, LOGHAUL_YEASTAR_CLIENT_ID = fixtures.yeastar.client_id,
+    LOGHAUL_YEASTAR_CLIENT_SECRET = fixtures.yeastar.client_secret,
+    LOGHAUL_ZENLAYER_URL = e.base_url, LOGHAUL_ZENLAYER_AK_ID = fixtures.zenlayer.access_key_id,
+    LOGHAUL_ZENLAYER_AK_PASSWORD = fixtures.zenlayer.access_key_password, HOME = demo }
+  command("loghaul cms upload", cli_env, { "cms", "upload", zip })
+  command("loghaul clouddc export", cli_env,
+    { "clouddc", "export", fixtures.clouddc.server_id, "--dest", demo .. "/cli/clouddc/", "--poll", "1s" })
+  command("loghaul yeastar download", cli_env,
+    { "yeastar", "download", "--last", "1d", "--dest", demo .. "/cli/yeastar/" })
+  command("loghaul zenlayer logs", cli_env,
+    { "zenlayer", "logs", "--since", "45d", "--output", demo .. "/cli/audit.jsonl", "--json" })
 
   print("\n== What the examples fetched")
   print("  uploaded (as the emulator received it):")
