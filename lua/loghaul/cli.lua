@@ -47,7 +47,7 @@ M.id_flags = {
                          help = "as --shard, K read from $VAR (Kubernetes: JOB_COMPLETION_INDEX/N)" },
   ["dry-run"] = { help = "print the ids this run would take (after --shard) and stop" },
   concurrency = { value = "N", parse = args.positive_integer,
-                  help = "ids at once (accepted; ids run one after another until the scheduler lands)" },
+                  help = "ids at once (default 16)" },
 }
 
 local function version_text()
@@ -188,9 +188,6 @@ local function run_ids(ctx, action, a)
   if #ids == 0 then
     ctx:say("no ids in this shard: nothing to do")
     return M.EXIT_OK
-  end
-  if a.concurrency and a.concurrency > 1 and #ids > 1 then
-    ctx:say("--concurrency %d: this loghaul runs ids one after another (no scheduler yet)", a.concurrency)
   end
   local op, close = action.prepare(ctx, a, ids)
   local results = many.run(ids, op, {

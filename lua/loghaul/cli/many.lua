@@ -1,34 +1,50 @@
 --- Runs one operation over many ids (servers, days, files) and turns the outcome into what
--- the command prints and its exit code.
---
--- THE ONE PLACE where the command line runs many ids: today one after another. When the
--- scheduler lands (`loghaul.run_all`, `dc:export_and_download_many`, issue 10), `M.run` is the
--- only function to change: give it the tasks with `concurrency` and keep `on_result`.
+-- the command prints and its exit code. The ids run at once on the scheduler of
+-- `loghaul.run_all` (`concurrency` of them in flight).
 -- @module loghaul.cli.many
+local loghaul = require "loghaul"
+
 local M = {}
 
---- Runs `op(id)` for every id, one after another.
+--- Runs `op(id)` for every id, `concurrency` at once (`loghaul.run_all`).
 -- @tparam table ids
 -- @tparam function op `op(id) -> value | nil, err`
--- @tparam table o `{ ui = progress renderer, concurrency = N (accepted; sequential until the
---   scheduler lands), on_result = function(id, ok, value_or_err) }`
+-- @tparam table o `{ ui = progress renderer, concurrency = N (default 16), on_result =
+--   function(id, ok, value_or_err) }`
 -- @treturn table results in id order: `{ id =, ok =, value = | err = }`
 function M.run(ids, op, o)
-  local results, done, failed = {}, 0, 0
+  local done, failed, tasks = 0, 0, {}
   for i, id in ipairs(ids) do
-    if o.ui then o.ui:task(id, done, failed, #ids) end
-    local ok, value, err = pcall(op, id)
-    if not ok then
-      -- an error object raised (each_log style) is this id's failure; anything else (Ctrl-C's
-      -- "interrupted!", a bug) stops the whole run
-      if type(value) ~= "table" then error(value, 0) end
-      value, err = nil, value
+    tasks[i] = function()
+      local ok, value, err = pcall(op, id)
+      if not ok then
+        -- an error object raised (each_log style) is this id's failure; anything else (Ctrl-C's
+        -- "interrupted!", a bug) stops the whole run
+        if type(value) ~= "table" then error({ stop = value }, 0) end
+        return nil, value
+      end
+      if value == nil then return nil, err end
+      return value
     end
-    local r = { id = id, ok = value ~= nil, value = value, err = value == nil and err or nil }
-    if r.ok then done = done + 1 else failed = failed + 1 end
-    results[i] = r
-    if o.ui then o.ui:clear() end
-    if o.on_result then o.on_result(id, r.ok, r.ok and r.value or r.err) end
+  end
+  if o.ui then o.ui:task(ids[1], done, failed, #ids) end
+  local ok, out = pcall(loghaul.run_all, tasks, {
+    concurrency = o.concurrency or 16,
+    on_result = function(i, task_ok, v)
+      if type(v) == "table" and v.stop ~= nil then error(v.stop, 0) end
+      if task_ok then done = done + 1 else failed = failed + 1 end
+      if o.ui then
+        o.ui:clear()
+        if done + failed < #ids then o.ui:task(ids[i], done, failed, #ids) end
+      end
+      if o.on_result then o.on_result(ids[i], task_ok, v) end
+    end,
+  })
+  if o.ui then o.ui:clear() end
+  if not ok then error(type(out) == "table" and out.stop ~= nil and out.stop or out, 0) end
+  local results = {}
+  for i, r in ipairs(out) do
+    results[i] = { id = ids[i], ok = r.ok, value = r.value, err = (not r.ok) and r.err or nil }
   end
   return results
 end
