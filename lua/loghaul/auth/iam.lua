@@ -89,7 +89,7 @@ function Iam:fetch()
   local now = client.now()
   local expires = got.expires or (now + M.lifetime)
   local ttl = math.max(0, expires - now)
-  return self:adopt(got.token, math.floor(now + ttl - math.min(M.margin, ttl / 10)))
+  return self:adopt(got.token, now + ttl - math.min(M.margin, ttl / 10))
 end
 
 --- Takes a token into use (registered as a secret for redaction).

@@ -65,9 +65,9 @@ local function entry_of(self, v)
   local now = self.client.now()
   local at = tonumber(v.access_token_expire_time) or 1800
   local rt = tonumber(v.refresh_token_expire_time) or 86400
-  return { access_token = v.access_token, access_renew_at = math.floor(now + at - margin(at)),
+  return { access_token = v.access_token, access_renew_at = now + at - margin(at),
            refresh_token = type(v.refresh_token) == "string" and v.refresh_token or nil,
-           refresh_renew_at = math.floor(now + rt - margin(rt)) }
+           refresh_renew_at = now + rt - margin(rt) }
 end
 
 local function store(self, v)
