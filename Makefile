@@ -27,7 +27,7 @@ LUA_ENV54  = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/
 LUA_ENVJIT = LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;' LUA_CPATH='build/luajit/?.so;;'
 SPECS     ?= tests
 
-.PHONY: all deps deps-build test unit lint rockcheck demo asan valgrind fuzz doc bench bench-openresty clean emulator-start emulator-stop
+.PHONY: all deps deps-build test unit lint rockcheck demo asan tsan valgrind fuzz doc bench bench-openresty clean emulator-start emulator-stop
 
 all: $(CORE54) $(COREJIT)
 
@@ -83,6 +83,20 @@ asan: deps
 	$(ASAN_RUN) LUA_CPATH='build/asan/lua5.4/?.so;;' lua5.4 $(BUSTED) $(SPECS)
 	$(ASAN_RUN) LUA_CPATH='build/asan/luajit/?.so;;' luajit $(BUSTED) $(SPECS)
 
+# ThreadSanitizer: tests/tsan_load.c starts threads that each create a Lua state, load the
+# TSan-built core at the same moment and call it, as nginx worker threads do; once for Lua
+# 5.4 and once for LuaJIT. (nginx itself cannot run under TSan: the runtime cannot be
+# preloaded into an uninstrumented binary.)
+TSAN_CC = clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+tsan: deps
+	@mkdir -p build/tsan/lua5.4/loghaul build/tsan/luajit/loghaul
+	$(TSAN_CC) -fPIC -shared $(LUA54_CFLAGS) $(DEPCFLAGS) $(SRCS) -o build/tsan/lua5.4/loghaul/core.so $(DEPLIBS)
+	$(TSAN_CC) -fPIC -shared $(LUAJIT_CFLAGS) $(DEPCFLAGS) $(SRCS) -o build/tsan/luajit/loghaul/core.so $(DEPLIBS)
+	$(TSAN_CC) -rdynamic $(LUA54_CFLAGS) $(DEPCFLAGS) tests/tsan_load.c -o build/tsan/load54 $(shell pkg-config --libs lua5.4) $(DEPLIBS) -ldl
+	$(TSAN_CC) -rdynamic $(LUAJIT_CFLAGS) $(DEPCFLAGS) tests/tsan_load.c -o build/tsan/loadjit $(shell pkg-config --libs luajit) $(DEPLIBS) -ldl
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build/tsan/load54 'build/tsan/lua5.4/?.so'
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 build/tsan/loadjit 'build/tsan/luajit/?.so'
+
 # The core and vendor specs at small sizes under memcheck. --keep-debuginfo: Lua unloads the
 # module at exit, and a leak report without symbols names nobody.
 VALGRIND = valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --keep-debuginfo=yes --quiet
@@ -101,7 +115,7 @@ FUZZ_CC = clang $(WARN) -Wno-unused-function -O1 -g -fno-omit-frame-pointer \
 # the header parser stands alone, the other two need the rest of the core and Lua.
 FUZZ_CORE = $(LUA54_CFLAGS) $(DEPCFLAGS) $(filter-out $(1),$(SRCS)) $(shell pkg-config --libs lua5.4) $(DEPLIBS)
 FUZZ_LINK_headers       := src/headers.c
-FUZZ_LINK_content_range  = $(call FUZZ_CORE,src/session.c)
+FUZZ_LINK_content_range  = $(call FUZZ_CORE,src/transfer.c)
 FUZZ_LINK_base64         = $(call FUZZ_CORE,src/crypto.c)
 # json: the scanner differential against lua-cjson (the Debian module, loaded by the target)
 FUZZ_LINK_json           = $(call FUZZ_CORE,src/json.c)

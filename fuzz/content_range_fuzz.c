@@ -1,7 +1,7 @@
-/* libFuzzer target: the Content-Range check of a resumed download (src/session.c,
- * on_range_header, run through lh_headers_parse exactly as choose_sink does). session.c
+/* libFuzzer target: the Content-Range check of a resumed download (src/transfer.c,
+ * on_range_header, run through lh_headers_parse exactly as choose_sink does). transfer.c
  * is included, not edited, to reach its static functions; the rest of the core is linked. */
-#include "../src/session.c"
+#include "../src/transfer.c"
 
 #include <stdint.h>
 

@@ -1,31 +1,28 @@
 /* core.c: the module entry point, luaopen_loghaul_core. */
 #include <pthread.h>
+#include <stdio.h>
 #include <curl/curl.h>
 
 #include "loghaul.h"
 
-/* curl_global_init is not thread-safe in every libcurl build: run it exactly once per process. */
+/* curl_global_init is not thread-safe in every libcurl build, and curl_version_info writes
+ * static memory on every call (two worker threads loading the module raced there: helgrind,
+ * tests/tsan_load.c): both run exactly once per process, and the version texts are kept.
+ * Written only inside pthread_once, read only after it: no lock needed. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_OK;
+static char curl_version_text[64], ssl_version_text[128];
 
 static void init_curl(void)
 {
+    const curl_version_info_data *v;
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len)
-{
-    const char *s = NULL;
-    int t;
-    if (idx < 0 && idx > LUA_REGISTRYINDEX)
-        idx = lua_gettop(L) + idx + 1; /* the push below would shift a relative index */
-    t = lh_getfield(L, idx, name);
-    if (t == LUA_TSTRING)
-        s = lua_tolstring(L, -1, len);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "bad field '%s' (string expected, got %s)", name, lua_typename(L, t));
-    lua_pop(L, 1); /* the string stays alive: the caller's table still holds it */
-    return s;
+    if (curl_init_result != CURLE_OK)
+        return;
+    /* curl_version_info, not curl_version: the latter initialises LDAP/SASL, which leak */
+    v = curl_version_info(CURLVERSION_NOW);
+    snprintf(curl_version_text, sizeof curl_version_text, "%s", v->version ? v->version : "");
+    snprintf(ssl_version_text, sizeof ssl_version_text, "%s", v->ssl_version ? v->ssl_version : "");
 }
 
 int luaopen_loghaul_core(lua_State *L)
@@ -36,12 +33,12 @@ int luaopen_loghaul_core(lua_State *L)
     lua_newtable(L);
     lua_pushliteral(L, LOGHAUL_VERSION);
     lua_setfield(L, -2, "version");
-    /* curl_version_info, not curl_version: the latter initialises LDAP/SASL, which leak */
-    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+    lua_pushstring(L, curl_version_text);
     lua_setfield(L, -2, "curl_version");
-    lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->ssl_version);
+    lua_pushstring(L, ssl_version_text);
     lua_setfield(L, -2, "ssl_version");
     lh_open_session(L);
+    lh_open_multi(L);
     lh_open_crypto(L);
     lh_open_sign(L);
     lh_open_clock(L);

@@ -250,9 +250,13 @@ done:
 // @return or `nil, { kind = "io", code = "ENOENT", message = "<path>: <reason>" }`
 static int l_sha256_file(lua_State *L)
 {
-    const char *path = luaL_checkstring(L, 1);
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
     char hex[65];
     int fd, err;
+
+    if (strlen(path) != n) /* open() would hash the file the text before the NUL names */
+        return luaL_argerror(L, 1, "path contains a NUL byte");
 
     do
         fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -93,23 +93,29 @@ static const char *check_path(lua_State *L, int idx)
     return p;
 }
 
-/* Optional mode argument: an integer (0644 written as 420) or an octal string "0644". */
-static int opt_mode(lua_State *L, int idx)
+int lh_parse_mode(lua_State *L, int idx, const char *what)
 {
-    lua_Integer m = DEFAULT_MODE;
+    lua_Integer m = -1;
     if (lua_type(L, idx) == LUA_TSTRING) {
         const char *s = lua_tostring(L, idx);
         char *end;
         long v = strtol(s, &end, 8);
-        if (*s == '\0' || *end != '\0')
-            luaL_argerror(L, idx, "mode must be octal digits like \"0644\"");
-        m = v;
-    } else if (!lua_isnoneornil(L, idx)) {
-        m = luaL_checkinteger(L, idx);
+        if (*s != '\0' && *end == '\0' && strlen(s) == lua_rawlen(L, idx))
+            m = v;
+    } else if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_Number v = lua_tonumber(L, idx);
+        if (v >= 0 && v <= 07777 && v == (lua_Number)(lua_Integer)v)
+            m = (lua_Integer)v;
     }
     if (m < 0 || m > 07777)
-        luaL_argerror(L, idx, "mode out of range (0 to 07777)");
+        luaL_error(L, "%s (an octal string like \"0644\" or an integer expected)", what);
     return (int)m;
+}
+
+/* Optional mode argument of the file functions: absent -> 0600. */
+static int opt_mode(lua_State *L, int idx)
+{
+    return lua_isnoneornil(L, idx) ? DEFAULT_MODE : lh_parse_mode(L, idx, "bad mode argument");
 }
 
 /* ---- Lua functions ---------------------------------------------------------- */

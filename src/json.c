@@ -15,6 +15,7 @@
 
 #include "json.h"
 #include "loghaul.h"
+#include "options.h"
 
 /* A container being scanned. `onpath`: paths whose leading keys lead to this container;
  * `next`: paths whose next component matched the current member's key (objects) or the
@@ -620,37 +621,28 @@ static int l_json_valid(lua_State *L)
 
 void lh_json_read_filter(lua_State *L, int idx, lh_json_filter_t *f)
 {
+    static const char *const keys[] = {"key", "first", "last", "skip", "seen", "indices", NULL};
     memset(f, 0, sizeof *f);
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
+    lh_check_keys(L, idx, "filter", keys);
     luaL_checkstack(L, 8, "json filter");
     f->on = 1;
-    f->key.key = lh_optfield(L, idx, "key", &f->key.len);
-    f->first = lh_optfield(L, idx, "first", &f->flen);
-    f->last = lh_optfield(L, idx, "last", &f->llen);
+    /* each read once and left on the stack: the pointers stay valid for the whole call */
+    f->key.key = lh_push_string_field(L, idx, "filter", "key", &f->key.len);
+    f->first = lh_push_string_field(L, idx, "filter", "first", &f->flen);
+    f->last = lh_push_string_field(L, idx, "filter", "last", &f->llen);
     if (f->key.key == NULL)
-        luaL_error(L, "filter: field 'key' (string expected, got nil)");
-    /* the strings stay anchored by the filter table, which is an argument: rawget them again
-     * onto the stack in case a metamethod made them */
-    lua_pushlstring(L, f->key.key, f->key.len);
-    f->key.key = lua_tostring(L, -1);
-    if (f->first) {
-        lua_pushlstring(L, f->first, f->flen);
-        f->first = lua_tostring(L, -1);
-    }
-    if (f->last) {
-        lua_pushlstring(L, f->last, f->llen);
-        f->last = lua_tostring(L, -1);
-    }
+        luaL_error(L, "filter: bad option 'key' (string expected, got nil)");
     if (lh_getfield(L, idx, "skip") == LUA_TTABLE)
         f->skip_idx = lua_gettop(L);
     else if (!lua_isnil(L, -1))
-        luaL_error(L, "filter: field 'skip' (table expected)");
+        luaL_error(L, "filter: bad option 'skip' (table expected)");
     if (lh_getfield(L, idx, "seen") == LUA_TTABLE)
         f->seen_idx = lua_gettop(L);
     else if (!lua_isnil(L, -1))
-        luaL_error(L, "filter: field 'seen' (table expected)");
+        luaL_error(L, "filter: bad option 'seen' (table expected)");
 }
 
 int lh_json_locate_array(lua_State *L, const char *text, size_t n, int path_idx, size_t *a, size_t *b)
@@ -837,7 +829,7 @@ static int l_json_array(lua_State *L)
     }
     lh_json_read_filter(L, 3, &f);
     memset(&c, 0, sizeof c);
-    c.indices = f.on && lua_type(L, 3) == LUA_TTABLE && (lua_getfield(L, 3, "indices"), lua_toboolean(L, -1));
+    c.indices = f.on && lh_opt_boolean(L, 3, "indices", 0);
     lua_newtable(L);
     c.L = L;
     c.list = lua_gettop(L);

@@ -9,6 +9,7 @@
 
 /* Each adds its functions to the module table at the top of the stack. */
 void lh_open_session(lua_State *L); /* session.c: core.session */
+void lh_open_multi(lua_State *L);   /* multi.c: core.multi, many transfers at once */
 void lh_open_crypto(lua_State *L);  /* crypto.c: sha256, hmac_sha256, hex, base64, random, sha256_file */
 void lh_open_sign(lua_State *L);    /* sign.c: the three vendor request signers */
 void lh_open_clock(lua_State *L);   /* clock.c: time, monotonic, sleep */
@@ -37,9 +38,6 @@ void lh_sha256_free(lh_sha256_ctx *ctx);
 const char *lh_errno_name(int e, char *tmp, size_t size);
 const char *lh_errno_text(int e, char *buf, size_t size);
 
-/* Optional string field of the table at idx: NULL when absent; raises when not a string. */
-const char *lh_optfield(lua_State *L, int idx, const char *name, size_t *len);
-
 /* file.c: opens path for writing without following a symlink at its last component and refuses
  * anything but a regular file (a planted FIFO, device or directory). append keeps the contents
  * (O_APPEND), else the file is truncated. A new file gets mode (before the umask).
@@ -50,5 +48,7 @@ int lh_open_output(const char *path, int append, int mode);
 int lh_check_regular(int fd, const char *path);
 /* file.c: pushes nil and { kind = "io", code = errno name, errno, path, message = "what path: reason" }. */
 int lh_push_io_error(lua_State *L, const char *what, const char *path, int e);
+/* file.c: a file mode at idx, an integer or an octal string ("0644"); raises "<what> (...)". */
+int lh_parse_mode(lua_State *L, int idx, const char *what);
 
 #endif

@@ -129,33 +129,48 @@ static pair *new_pairs(lua_State *L, ctx *c, size_t n)
     return p;
 }
 
-static void set_query_pair(lua_State *L, ctx *c, pair *p, const char *k, size_t kl)
+/* Anchors the key and the value on top of the stack (key at -2 when from lua_next, or given
+ * by index) as one pair; pair i of a table read from anchor slot `base` is at base+2i+1. */
+static void anchor_pair(lua_State *L, ctx *c, int key)
 {
-    p->rk = k;
-    p->rkl = kl;
-    p->rv = lua_tolstring(L, -1, &p->rvl); /* the value on top is held by the query table */
-    p->k = push_escaped(L, c, k, kl, &p->kl);
-    p->v = push_escaped(L, c, p->rv, p->rvl, &p->vl);
+    lua_pushvalue(L, key);
+    anchor(L, c);
+    lua_pushvalue(L, -1);
+    anchor(L, c);
+}
+
+/* The raw key and value of pair i, from the anchor table: they stay alive until we return. */
+static void get_anchored_pair(lua_State *L, int base, size_t i, pair *p)
+{
+    lua_rawgeti(L, ANCHOR, base + 2 * (int)i + 1);
+    p->rk = lua_tolstring(L, -1, &p->rkl);
+    lua_rawgeti(L, ANCHOR, base + 2 * (int)i + 2);
+    p->rv = lua_tolstring(L, -1, &p->rvl);
+    lua_pop(L, 2);
 }
 
 /* Field 'query': { k = "v" } or { k = { "v1", "v2" } } (one pair per value; an empty
- * array gives none). Keys and values are escaped. Returns the pair count. */
+ * array gives none). Keys and values are escaped. Returns the pair count.
+ * Each table is read once: the pairs are copied to the anchor table as they are checked
+ * (so a finalizer that grows or empties a table later changes nothing we use). */
 static size_t get_query(lua_State *L, ctx *c, pair **out)
 {
-    size_t n = 0, i = 0, j, m;
-    int q;
+    size_t n = 0, i, j, m;
+    int q, base;
     *out = NULL;
     if (!table_field(L, c, "query", 0))
         return 0;
     q = lua_gettop(L);
-    /* First pass: check every type and count the pairs. */
+    base = c->n;
     lua_pushnil(L);
     while (lua_next(L, q)) {
         const char *k;
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "%s: field 'query' (string keys expected, got %s)", c->fn, luaL_typename(L, -2));
-        k = lua_tostring(L, -2);
+        int key = lua_gettop(L) - 1;
+        if (lua_type(L, key) != LUA_TSTRING)
+            luaL_error(L, "%s: field 'query' (string keys expected, got %s)", c->fn, luaL_typename(L, key));
+        k = lua_tostring(L, key);
         if (lua_type(L, -1) == LUA_TSTRING) {
+            anchor_pair(L, c, key);
             n++;
         } else if (lua_type(L, -1) == LUA_TTABLE) {
             m = lua_rawlen(L, -1);
@@ -164,34 +179,24 @@ static size_t get_query(lua_State *L, ctx *c, pair **out)
                 if (lua_type(L, -1) != LUA_TSTRING)
                     luaL_error(L, "%s: field 'query.%s[%d]' (string expected, got %s)", c->fn, k, (int)j,
                                luaL_typename(L, -1));
+                anchor_pair(L, c, key);
                 lua_pop(L, 1);
+                n++;
             }
-            n += m;
         } else {
             luaL_error(L, "%s: field 'query.%s' (string or array of strings expected, got %s)", c->fn, k,
                        luaL_typename(L, -1));
         }
         lua_pop(L, 1);
     }
-    *out = new_pairs(L, c, n);
-    /* Second pass: fill. */
-    lua_pushnil(L);
-    while (lua_next(L, q)) {
-        size_t kl;
-        const char *k = lua_tolstring(L, -2, &kl);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            set_query_pair(L, c, &(*out)[i++], k, kl);
-        } else {
-            m = lua_rawlen(L, -1);
-            for (j = 1; j <= m; j++) {
-                lua_rawgeti(L, -1, (int)j);
-                set_query_pair(L, c, &(*out)[i++], k, kl);
-                lua_pop(L, 1);
-            }
-        }
-        lua_pop(L, 1);
-    }
     lua_pop(L, 1); /* the query table (anchored) */
+    *out = new_pairs(L, c, n);
+    for (i = 0; i < n; i++) {
+        pair *p = &(*out)[i];
+        get_anchored_pair(L, base, i, p);
+        p->k = push_escaped(L, c, p->rk, p->rkl, &p->kl);
+        p->v = push_escaped(L, c, p->rv, p->rvl, &p->vl);
+    }
     return n;
 }
 
@@ -221,17 +226,19 @@ enum header_form {
 };
 
 /* Field 'headers': name -> string value. rk is the lower-cased name, rv the raw value.
- * Room for `extra` more pairs is left at the end. Returns the count read. */
+ * Room for `extra` more pairs is left at the end. Returns the count read. Read once, as
+ * get_query does. */
 static size_t get_headers(lua_State *L, ctx *c, enum header_form form, size_t extra, pair **out)
 {
-    size_t n = 0, i = 0;
-    int h;
+    size_t n = 0, i;
+    int h, base;
     *out = NULL;
     if (!table_field(L, c, "headers", form == AUTH_V2)) {
         *out = new_pairs(L, c, extra);
         return 0;
     }
     h = lua_gettop(L);
+    base = c->n;
     lua_pushnil(L);
     while (lua_next(L, h)) {
         size_t kl;
@@ -243,34 +250,31 @@ static size_t get_headers(lua_State *L, ctx *c, enum header_form form, size_t ex
             luaL_error(L, "%s: field 'headers' (invalid header name '%s')", c->fn, k);
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "%s: field 'headers.%s' (string expected, got %s)", c->fn, k, luaL_typename(L, -1));
-        n++;
+        anchor_pair(L, c, lua_gettop(L) - 1);
         lua_pop(L, 1);
+        n++;
     }
+    lua_pop(L, 1); /* the headers table (anchored) */
     *out = new_pairs(L, c, n + extra);
-    lua_pushnil(L);
-    while (lua_next(L, h)) {
-        pair *p = &(*out)[i++];
-        size_t kl;
-        const char *k = lua_tolstring(L, -2, &kl);
-        p->rv = lua_tolstring(L, -1, &p->rvl);
-        p->rk = push_lower(L, c, k, kl, &p->rkl);
+    for (i = 0; i < n; i++) {
+        pair *p = &(*out)[i];
+        get_anchored_pair(L, base, i, p);
+        p->rk = push_lower(L, c, p->rk, p->rkl, &p->rkl);
         if (form == AUTH_V2) {
             p->k = push_escaped(L, c, p->rk, p->rkl, &p->kl);
             p->v = push_escaped(L, c, p->rv, p->rvl, &p->vl);
         } else {
-            const char *s = p->rv, *e = p->rv + p->rvl;
-            while (s < e && is_space(*s))
-                s++;
-            while (e > s && is_space(e[-1]))
+            const char *b = p->rv, *e = p->rv + p->rvl;
+            while (b < e && is_space(*b))
+                b++;
+            while (e > b && is_space(e[-1]))
                 e--;
             p->k = p->rk;
             p->kl = p->rkl;
-            p->v = s;
-            p->vl = (size_t)(e - s);
+            p->v = b;
+            p->vl = (size_t)(e - b);
         }
-        lua_pop(L, 1);
     }
-    lua_pop(L, 1); /* the headers table (anchored) */
     return n;
 }
 

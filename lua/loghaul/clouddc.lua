@@ -134,7 +134,8 @@ end
 --- DownloadServerLogs: downloads the export's archive (name from Content-Disposition).
 -- @tparam string server_id
 -- @tparam string export_id
--- @tparam[opt] table opts `{ dest = "dir/" | "file path" }` (default: the current directory)
+-- @tparam[opt] table opts `{ dest = "dir/" | "file path", mode = "0644" }` (`dest` default: the current
+--   directory; `mode` of the new file, default "0600")
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Dc:download_server_logs(server_id, export_id, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
@@ -142,7 +143,7 @@ function Dc:download_server_logs(server_id, export_id, opts)
   if bad then return nil, bad end
   return download.fetch(self.client, {
     operation = "DownloadServerLogs", url = exports_url(self, server_id, "/" .. export_id .. "/content"),
-    auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest,
+    auth = self.auth, decode = envelope.huawei, dest = opts and opts.dest, mode = opts and opts.mode,
     default_name = server_id .. "-" .. export_id .. "-dump.tar.gz",
   })
 end
@@ -157,7 +158,7 @@ M.min_poll_interval = 1
 --- Creates an export, polls it (interval growing ×1.5 from `poll_interval` up to
 -- `max_poll_interval`) until `completed`, then downloads it. An unknown status is a failure.
 -- @tparam string server_id
--- @tparam[opt] table opts `{ dest, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
+-- @tparam[opt] table opts `{ dest, mode, poll_interval = 5, max_poll_interval = 60, timeout = 1800 }`
 --   (`timeout`: seconds to wait for the export to complete; `poll_interval` below 1 s is
 --   raised to 1 s, `M.min_poll_interval`)
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
@@ -198,7 +199,50 @@ function Dc:export_and_download(server_id, opts)
     st, err = self:show_logs_export_status(server_id, task.export_id)
     if not st then return nil, err end
   end
-  return self:download_server_logs(server_id, task.export_id, { dest = opts.dest })
+  return self:download_server_logs(server_id, task.export_id, { dest = opts.dest, mode = opts.mode })
+end
+
+local many_options = { dest = true, mode = true, poll_interval = true, max_poll_interval = true, timeout = true,
+                       concurrency = true, on_result = true, on_progress = true }
+
+--- `export_and_download` for many servers at once, on the scheduler of `loghaul.run_all`:
+-- the exports run side by side (each polled on its own timer), downloads share connections.
+-- One server's failure never stops the others.
+-- @tparam {string,...} server_ids distinct ids
+-- @tparam[opt] table opts `{ dest, mode, poll_interval, max_poll_interval, timeout }` as for
+--   `export_and_download`, plus `concurrency` (default 16), `on_result = function(server_id, file,
+--   err)` (as each server ends) and `on_progress` (the run's stream, see `loghaul.run_all`)
+-- @treturn table keyed by server id: `{ file = { path =, bytes =, sha256 = } }` or `{ err = error object }`
+function Dc:export_and_download_many(server_ids, opts)
+  if type(server_ids) ~= "table" then error("loghaul.clouddc: server_ids must be a list of ids", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("loghaul.clouddc: opts must be a table", 2) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not many_options[k] then error("loghaul.clouddc: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  local seen, tasks = {}, {}
+  for i, id in ipairs(server_ids) do
+    if type(id) ~= "string" then error("loghaul.clouddc: server_ids[" .. i .. "] must be a string", 2) end
+    -- two downloads of one server into one dest would share a .part name
+    if seen[id] then error("loghaul.clouddc: server id " .. string.format("%q", id) .. " is listed twice", 2) end
+    seen[id] = true
+    tasks[i] = function()
+      return self:export_and_download(id, { dest = opts.dest, mode = opts.mode, poll_interval = opts.poll_interval,
+        max_poll_interval = opts.max_poll_interval, timeout = opts.timeout })
+    end
+  end
+  local on_result = opts.on_result
+  local results = require("loghaul.run_all").run_all(tasks, {
+    concurrency = opts.concurrency, on_progress = opts.on_progress,
+    on_result = on_result and function(i, ok, v)
+      if ok then on_result(server_ids[i], v, nil) else on_result(server_ids[i], nil, v) end
+    end,
+  })
+  local by_id = {}
+  for i, r in ipairs(results) do
+    by_id[server_ids[i]] = r.ok and { file = r.value } or { err = r.err }
+  end
+  return by_id
 end
 
 --- Closes the client's connections.

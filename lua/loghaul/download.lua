@@ -104,6 +104,14 @@ local function join(dir, base)
   return dir .. "/" .. base
 end
 
+-- The temporary name beside `final`: `<final>.part`, or a short stand-in when the base name is
+-- too long for the suffix (a 251-255 byte name is legal, its `.part` name is not).
+local function part_of(client, final)
+  local base = fs.basename(final)
+  if #base + 5 <= 255 then return final .. ".part" end
+  return join(fs.dirname(final), ".loghaul-" .. client.core.hex(client.core.sha256(base)):sub(1, 16) .. ".part")
+end
+
 local function read_head(path, n)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -158,7 +166,8 @@ end
 -- else `spec.default_name`.
 -- @tparam table client
 -- @tparam table spec `{ operation, url, headers, auth, decode (the vendor's envelope, for
---   non-2xx answers), dest, name (the server's name when known before), default_name }`
+--   non-2xx answers), dest, mode (of the new file, default "0600"), name (the server's name when
+--   known before), default_name }`
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function M.fetch(client, spec)
   local target, terr = M.resolve(spec.dest)
@@ -174,7 +183,7 @@ function M.fetch(client, spec)
     final = join(target.dir, base)
   end
   if final then
-    part = final .. ".part"
+    part = part_of(client, final)
   else
     part = join(target.dir, ".loghaul-" .. client.core.hex(client.core.random(8)) .. ".part")
   end
@@ -209,6 +218,7 @@ function M.fetch(client, spec)
         have = 0
       end
       req.output = part
+      req.mode = spec.mode -- new files are 0600 unless the caller asked for another mode
       req.sha256 = true -- the core hashes what it writes: no second read of the file after
       -- a big file may take longer than the API calls' default total limit: no limit but
       -- the session's low-speed abort, unless the user set `timeout` (then it applies)
@@ -304,10 +314,12 @@ function M.fetch(client, spec)
     fs.remove(part)
     return nil, errors.io(final, "is a directory; not replaced")
   end
-  local renamed, rerr = os.rename(part, final)
+  -- core.rename moves only the regular file written here: never a symlink planted at the
+  -- .part name, never over a directory or a symlink at the final name
+  local renamed, rerr = client.core.rename(part, final)
   if not renamed then
     fs.remove(part)
-    return nil, errors.io(final, rerr)
+    return nil, errors.new{ kind = "io", code = rerr.code, message = rerr.message, path = final }
   end
   if report then report(bytes, bytes, true) end
   return { path = final, bytes = bytes, sha256 = sha }

@@ -9,6 +9,12 @@ M.version = "0.1.0"
 --- The error module (`loghaul.errors`): error objects, `errors.is`, `errors.redact`.
 M.errors = require "loghaul.errors"
 
+--- Runs many tasks at once (see `loghaul.run_all.run_all`): `loghaul.run_all(tasks, { concurrency = 16,
+-- on_result = function(i, ok, value_or_err) end })` returns, in task order, `{ ok = true, value = }`
+-- or `{ ok = false, err = }`.
+-- @function run_all
+M.run_all = require("loghaul.run_all").run_all
+
 --- A Huawei CC-CMS client (see `loghaul.cms.new`).
 -- @tparam table opts
 -- @treturn table

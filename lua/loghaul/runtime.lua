@@ -35,6 +35,8 @@ local sleep_phases = { rewrite = true, access = true, content = true, timer = tr
 local thread_phases = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
                         ssl_client_hello = true }
 
+local scheduler = require "loghaul.scheduler"
+
 local core_mod
 local function core()
   if not core_mod then core_mod = require "loghaul.core" end
@@ -66,11 +68,13 @@ function M.worker_thread_usable()
   return nil
 end
 
---- Sleeps `seconds`: `ngx.sleep` (yields; the worker keeps serving) where the phase allows
--- it, else `core.sleep` (blocks the calling thread).
+--- Sleeps `seconds`: inside a task of `loghaul.run_all`, a timer of its scheduler (the task is
+-- suspended, the others go on); else `ngx.sleep` (yields; the worker keeps serving) where the
+-- phase allows it, else `core.sleep` (blocks the calling thread).
 -- @tparam number seconds
 function M.sleep(seconds)
   if not seconds or seconds <= 0 then return end
+  if scheduler.current() then return scheduler.sleep(seconds) end -- a timer of run_all's loop
   local n = M.ngx_sleep_usable()
   if n then
     n.sleep(seconds)
@@ -117,7 +121,8 @@ local function aborted(cause)
                 message = "aborted by the progress callback: " .. tostring(cause) }
 end
 
---- Runs one transfer.
+--- Runs one transfer: on the scheduler when called from a task of `loghaul.run_all`, on a
+-- worker thread in nginx, else in place on the client's session.
 -- `tctx` describes how to redo the session in a worker thread:
 -- `{ session_opts = <the table given to core.session>, thread_pool = "name" | false }`;
 -- nil (an injected session, e.g. a test double) or `thread_pool = false` always use `session`.
@@ -126,6 +131,9 @@ end
 -- @tparam[opt] table tctx
 -- @return the core's result, or nil, err (the core's error table)
 function M.transfer(session, req, tctx)
+  -- inside a task of run_all: on the scheduler's multi handle, the task suspended meanwhile
+  -- (a test double standing in for the session is not a core session: it runs in place)
+  if type(session) == "userdata" and scheduler.current() then return scheduler.transfer(session, req) end
   local n = tctx and tctx.thread_pool ~= false and M.worker_thread_usable()
   if not n then
     if tctx and tctx.thread_pool ~= false and not warned_blocking then

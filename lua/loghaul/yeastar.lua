@@ -113,10 +113,13 @@ end
 -- (a 4xx/5xx, or JSON with an errcode) means the URL or token went stale: a new token (when
 -- the answer says so) and a new URL are fetched once, then it fails.
 -- @tparam {string,...} files
--- @tparam[opt] table opts `{ dest = "dir/" | "file path" }` (default: the current directory)
+-- @tparam[opt] table opts `{ dest = "dir/" | "file path", mode = "0644", concurrency = N }` (`dest`
+--   default: the current directory; `mode` of the new file, default "0600"; with `concurrency`,
+--   each day is its own request, N at once, and the result is keyed by day: see `download_each`)
 -- @treturn table|nil `{ path =, bytes =, sha256 = }`, or nil, err
 function Pbx:download_system_logs(files, opts)
   if opts ~= nil and type(opts) ~= "table" then error("loghaul.yeastar: opts must be a table", 2) end
+  if opts and opts.concurrency ~= nil then return self:download_each(files, opts) end
   local c = self.client
   -- the token, without the pipeline's own renew-and-retry: a 10004 on the download cannot tell
   -- an expired token from an expired URL, so the renewal below handles both, once
@@ -128,7 +131,7 @@ function Pbx:download_system_logs(files, opts)
     local file
     file, err = download.fetch(c, {
       operation = "download", url = c.base_url .. link.download_resource_url, auth = auth,
-      decode = envelope.yeastar, dest = opts and opts.dest, name = link.file,
+      decode = envelope.yeastar, dest = opts and opts.dest, mode = opts and opts.mode, name = link.file,
     })
     if file then return file end
     last = err
@@ -140,6 +143,27 @@ function Pbx:download_system_logs(files, opts)
     end
   end
   return nil, last
+end
+
+--- Downloads each day's file with its own request, several at once (`download_system_logs`
+-- with `concurrency = N`), on the scheduler of `loghaul.run_all`: for a PBX that answers one
+-- file per request. One day's failure never stops the others.
+-- @tparam {string,...} files distinct day names
+-- @tparam table opts `{ dest, mode, concurrency = N }`
+-- @treturn table keyed by day: `{ file = { path =, bytes =, sha256 = } }` or `{ err = error object }`
+function Pbx:download_each(files, opts)
+  if type(files) ~= "table" then error("loghaul.yeastar: files must be a list of file names", 2) end
+  local tasks, seen = {}, {}
+  for i, day in ipairs(files) do
+    if type(day) ~= "string" then error("loghaul.yeastar: files[" .. i .. "] must be a string", 3) end
+    if seen[day] then error("loghaul.yeastar: file " .. string.format("%q", day) .. " is listed twice", 3) end
+    seen[day] = true
+    tasks[i] = function() return self:download_system_logs({ day }, { dest = opts.dest, mode = opts.mode }) end
+  end
+  local results = require("loghaul.run_all").run_all(tasks, { concurrency = opts.concurrency })
+  local by_day = {}
+  for i, r in ipairs(results) do by_day[files[i]] = r.ok and { file = r.value } or { err = r.err } end
+  return by_day
 end
 
 --- Closes the client's connections.

@@ -172,6 +172,14 @@ describe("core.sha256_file", function()
   it("raises on a non-string path", function()
     assert.has_error(function() core.sha256_file(nil) end)
   end)
+
+  it("refuses a path with a NUL byte instead of hashing the file before it", function()
+    local path = dir .. "/prefix"
+    write_file(path, "the file the text before the NUL names")
+    local ok, err = pcall(core.sha256_file, path .. "\0.part")
+    assert.is_false(ok)
+    assert.matches("path contains a NUL byte", err)
+  end)
 end)
 
 describe("core.random", function()

@@ -90,7 +90,9 @@ describe("core.session", function()
       assert.equal(util.sha256sum(path), echo.body_sha256)
     end)
 
-    it("follows a redirect and reports the final URL", function()
+    it("follows a redirect when asked, and reports the final URL", function()
+      s:close()
+      s = core.session{ ca_file = e.ca_file, timeout = 30, follow_redirects = true }
       local echo, res = get_json("/redirect?to=/echo%3Ffrom%3Dredirect")
       assert.equal("redirect", echo.args.from)
       assert.matches("/echo%?from=redirect$", res.url)
@@ -279,7 +281,7 @@ describe("core.session", function()
       assert.equal("timeout", err.kind)
       quick:close()
       assert.has_error(function() s:request{ url = e.base_url, timeout = "1" } end,
-        "bad option 'timeout' (number expected, got string)")
+        "request: bad option 'timeout' (number expected, got string)")
     end)
   end)
 
@@ -348,7 +350,7 @@ describe("core.session", function()
   describe("bad arguments", function()
     it("raise with messages that name the problem", function()
       assert.has_error(function() core.session{ timeout = "5" } end,
-        "bad option 'timeout' (number expected, got string)")
+        "session: bad option 'timeout' (number expected, got string)")
       assert.has_error(function() core.session{ timout = 5 } end, "session: unknown option 'timout'")
       assert.has_error(function() core.session{ timeout = -1 } end)
       assert.has_error(function() core.session("x") end)
