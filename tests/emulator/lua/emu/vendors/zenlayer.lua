@@ -1,6 +1,6 @@
 -- Zenlayer ZLS DescribeLogs: POST /api/v2/zls, ZC2-HMAC-SHA256, audit-log records of the
--- last `span_days` (default 80; `record_count` records, default 5000), cursors that are 19-digit integers written into (and read from) the JSON
--- text itself, never through a double.
+-- last `span_days` (default 80; `record_count` records, default 5000), cursors that are
+-- 19-digit integers written into (and read from) the JSON text itself, never through a double.
 local common = require "emu.vendors.common"
 local fixtures = require "emu.fixtures"
 local json = require "emu.json"
