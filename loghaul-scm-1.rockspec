@@ -30,7 +30,8 @@ build = {
   modules = {
     ["loghaul.core"] = {
       sources = {
-        "src/clock.c", "src/core.c", "src/crypto.c", "src/curlerr.c", "src/headers.c", "src/session.c", "src/sign.c",
+        "src/clock.c", "src/core.c", "src/crypto.c", "src/curlerr.c", "src/file.c", "src/headers.c", "src/json.c",
+        "src/jsonl.c", "src/multi.c", "src/options.c", "src/session.c", "src/sign.c", "src/transfer.c",
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "curl", "crypto", "pthread" },

@@ -629,12 +629,13 @@ void lh_json_read_filter(lua_State *L, int idx, lh_json_filter_t *f)
     lh_check_keys(L, idx, "filter", keys);
     luaL_checkstack(L, 8, "json filter");
     f->on = 1;
-    /* each read once and left on the stack: the pointers stay valid for the whole call */
+    /* each read once and left on the stack: the pointers stay valid while the filter is used,
+     * whatever an __index made up */
     f->key.key = lh_push_string_field(L, idx, "filter", "key", &f->key.len);
     f->first = lh_push_string_field(L, idx, "filter", "first", &f->flen);
     f->last = lh_push_string_field(L, idx, "filter", "last", &f->llen);
     if (f->key.key == NULL)
-        luaL_error(L, "filter: bad option 'key' (string expected, got nil)");
+        luaL_error(L, "filter: field 'key' (string expected, got nil)");
     if (lh_getfield(L, idx, "skip") == LUA_TTABLE)
         f->skip_idx = lua_gettop(L);
     else if (!lua_isnil(L, -1))

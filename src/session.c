@@ -116,9 +116,9 @@ static int l_tostring(lua_State *L)
 // and appends; a 200 answer restarts the file), `progress` (`function(dltotal, dlnow, ultotal,
 // ulnow)`, called at most 10 times a second; an error or a `false` return aborts the transfer),
 // `timeout` (seconds for this request, overriding the session's; 0 = none), `sha256` (with
-// `output`: hash the output as it is written), `compressed` (true: accept a gzip or deflate
-// answer, decoded by libcurl; for API calls, refused with `output`: a download's Range must
-// address the file's own bytes). Paths and the URL must not contain NUL bytes.
+// `output`: hash the output as it is written), `compressed` (true: accept a gzip or deflate answer,
+// decoded by libcurl; API calls only, refused with `output`: a download's Range must address the
+// file's own bytes). Paths and the URL must not contain NUL bytes.
 // @return `{ status, headers, body | (nothing when streamed), bytes, uploaded, url, reused,
 // restarted, sha256, time }` (`sha256`: hex of the whole output file, when asked for and the
 // answer wrote all of it, i.e. not a resumed 206; `headers` never include HTTP trailers), or

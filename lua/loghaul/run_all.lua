@@ -118,12 +118,16 @@ local function run_light_threads(ngx, tasks, concurrency, rec)
     while next_i <= n and not rec.raised do
       local i = next_i
       next_i = next_i + 1
+      ngx.sleep(0) -- a task that never yields (no transfer) must not hold the event loop
       local r = pack(pcall(tasks[i]))
       rec.finish(i, r[1], pack(unpack(r, 2, r.n)))
     end
   end
   local threads = {}
-  for k = 1, math.min(concurrency, n) do threads[k] = ngx.thread.spawn(worker) end
+  for k = 1, math.min(concurrency, n) do
+    threads[k] = ngx.thread.spawn(worker)
+    ngx.sleep(0) -- let the event loop serve between two starts
+  end
   for k = 1, #threads do ngx.thread.wait(threads[k]) end
 end
 

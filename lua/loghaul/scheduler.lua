@@ -27,7 +27,7 @@ Sched.__index = Sched
 function M.new(core)
   core = core or require "loghaul.core"
   return setmetatable({
-    core = core, multi = core.multi(), waiting = {}, timers = {}, ready = {}, live = 0,
+    core = core, multi = core.multi(), waiting = {}, timers = {}, ready = {}, parked = {}, live = 0,
   }, Sched)
 end
 
@@ -75,6 +75,8 @@ function Sched:step(t, args)
     else
       self.waiting[id] = t
     end
+  elseif what == "park" then -- until someone calls wake(co): a consumer that took its output
+    self.parked[t.co] = t
   elseif what == "sleep" then
     local at = self:now() + (tonumber(r[3]) or 0)
     local timers, i = self.timers, #self.timers + 1
@@ -85,17 +87,31 @@ function Sched:step(t, args)
   end
 end
 
---- Runs until every task has ended. `between()`, when given, is called whenever tasks ended,
--- so a caller can spawn more (a concurrency limit).
+--- Wakes a parked task (one that yielded "park", e.g. a producer whose buffer was full).
+-- @tparam thread co
+function Sched:wake(co)
+  local t = self.parked[co]
+  if t then
+    self.parked[co] = nil
+    self.ready[#self.ready + 1] = { co = t.co, done = t.done, args = { n = 0 } }
+  end
+end
+
+--- Runs until every task has ended, or until `stop()` is true. `between()`, when given, is
+-- called after each step, so a caller can spawn more (a concurrency limit).
 -- @tparam[opt] function between
-function Sched:run(between)
+-- @tparam[opt] function stop
+function Sched:run(between, stop)
   while true do
     while #self.ready > 0 do
       local t = table.remove(self.ready, 1)
       self:step(t, t.args)
       if between then between() end
     end
-    if self.live == 0 then return end
+    if self.live == 0 or (stop and stop()) then return end
+    if next(self.waiting) == nil and not self.timers[1] then
+      error("loghaul.scheduler: every task is parked: nothing can wake them", 0)
+    end
     local timeout = 3600
     if self.timers[1] then timeout = math.max(0, self.timers[1].at - self:now()) end
     local done = self.multi:wait(timeout)
@@ -113,6 +129,7 @@ function Sched:run(between)
       local t = table.remove(self.timers, 1)
       self.ready[#self.ready + 1] = { co = t.co, done = t.done, args = { n = 0 } }
     end
+    if stop and #self.ready == 0 and stop() then return end
   end
 end
 
@@ -129,6 +146,11 @@ function M.transfer(session, req)
   local r = pack(coroutine.yield("transfer", session, req))
   if r[1] == RAISE then error(r[2], 0) end
   return unpack(r, 1, r.n)
+end
+
+--- From inside a task: suspends it until `Sched:wake` is called for it.
+function M.park()
+  coroutine.yield("park")
 end
 
 --- From inside a task: suspends it for `seconds` (a timer of the scheduler, not a sleep).

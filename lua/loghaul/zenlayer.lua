@@ -6,6 +6,7 @@ local envelope = require "loghaul.envelope"
 local errors = require "loghaul.errors"
 local json = require "loghaul.json"
 local progress = require "loghaul.progress"
+local scheduler = require "loghaul.scheduler"
 local util = require "loghaul.util"
 
 local M = {}
@@ -310,10 +311,126 @@ local function kept_records(page, total, skipped)
   return out
 end
 
+-- ---- parallel = N: the range paged by N tasks, pages handed out in the sequential order ----
+
+--- How many pages one piece may fetch ahead of the consumer.
+M.pages_ahead = 2
+
+-- The sequential loop's windows ([ws, we], consecutive ones sharing their boundary second),
+-- each cut into disjoint pieces of at least two seconds, newest first inside a window (the
+-- order the API pages in), windows oldest first: the order the sequential loop yields.
+local function plan_pieces(s, e, n)
+  local windows, ws, we = {}, s, math.min(s + M.max_window - 1, e)
+  while true do
+    windows[#windows + 1] = { ws, we }
+    if we >= e then break end
+    ws, we = we, math.min(we + M.max_window - 1, e)
+  end
+  local len = math.max(2, math.ceil((e - s + 1) / (2 * n)))
+  local pieces = {}
+  for k, w in ipairs(windows) do
+    local hi = w[2]
+    while hi >= w[1] do
+      local lo = math.max(w[1], hi - len + 1)
+      if lo - w[1] < 2 then lo = w[1] end -- never leave a one-second rest (start must be before end)
+      -- the window's newest piece records what it yields on the window's last second; its
+      -- oldest skips what the previous window yielded on the shared first second
+      pieces[#pieces + 1] = { lo = lo, hi = hi, window = k, newest = hi == w[2], oldest = lo == w[1] and k > 1,
+                              ws = w[1], we = w[2], pages = {}, cursors = {} }
+      hi = lo - 1
+    end
+  end
+  return pieces
+end
+
+-- The piece's cursor loop, as a task of the scheduler: it fetches pages into piece.pages,
+-- parking while it is M.pages_ahead ahead of the consumer.
+local function piece_task(self, params, size, tables, piece)
+  return function()
+    local cursor
+    while true do
+      while #piece.pages >= M.pages_ahead do scheduler.park() end
+      local page, err = describe(self, {
+        startTime = util.format_utc(piece.lo), endTime = util.format_utc(piece.hi), resUid = params.res_uid,
+        resEvent = params.res_event, clientIP = params.client_ip, size = size, cursor = cursor,
+      }, true, tables)
+      if not page then piece.err = tag(err) return end
+      local _, total = json.array(page[BODY], page[PATH], { key = "opsTime", indices = true })
+      piece.pages[#piece.pages + 1] = { page = page, total = total or 0 }
+      cursor = (total or 0) > 0 and page.cursor or nil
+      if cursor == nil then return end
+      if piece.cursors[cursor] then
+        piece.err = errors.new{ kind = "http", code = "CURSOR_LOOP", vendor = "zenlayer", operation = "DescribeLogs",
+          message = "the server sent a cursor it already sent for this window (" .. cursor:sub(1, 64)
+            .. "); stopping instead of looping" }
+        return
+      end
+      piece.cursors[cursor] = true
+    end
+  end
+end
+
+-- An iterator over the pages of the range in the sequential order, fetched by `n` tasks at
+-- once; each call returns `page, filter` (the boundary filter for core.json_array /
+-- writer:write_page), nil at the end, and raises the error object of a failed page.
+local function ordered_pages(self, params, n, tables)
+  local c = self.client
+  local s, e = M.check_range(params.start_time, params.end_time, c.now(), true)
+  if not s then return nil, tag(e) end
+  local size = params.page_size or M.max_size
+  if type(size) ~= "number" or size < 1 or size ~= size then
+    return nil, tag(errors.invalid("page_size must be a positive integer", "INVALID_PARAMETER_VALUE"))
+  end
+  size = math.min(math.floor(size), M.max_size)
+  local pieces = plan_pieces(s, e, n)
+  local sched = scheduler.new(c.core)
+  local report, pages = progress.reporter(c, "page"), 0
+  local next_piece, running, cur = 1, 0, 1
+  local seen = {} -- window -> what its newest piece yielded on the window's last second
+  local function fill()
+    while running < n and next_piece <= #pieces do
+      local piece = pieces[next_piece]
+      next_piece, running = next_piece + 1, running + 1
+      sched:spawn(piece_task(self, params, size, tables, piece), function(ok, err)
+        running = running - 1
+        piece.ended = true
+        if not ok then piece.err = err end -- a programming error inside the task
+      end)
+    end
+  end
+  fill()
+  return function()
+    while true do
+      local piece = pieces[cur]
+      if not piece then sched:close() return nil end
+      if #piece.pages == 0 and not piece.ended then
+        sched:run(fill, function() return #piece.pages > 0 or piece.ended end)
+      end
+      if #piece.pages > 0 then
+        local item = table.remove(piece.pages, 1)
+        for co, t in pairs(sched.parked) do if t then sched:wake(co) end end
+        pages = pages + 1
+        if report then report(pages, nil) end
+        seen[piece.window] = seen[piece.window] or {}
+        return item.page, {
+          key = "opsTime", indices = tables,
+          first = piece.oldest and util.format_utc(piece.ws):sub(1, 19) or nil,
+          skip = piece.oldest and (seen[piece.window - 1] or {}) or nil,
+          last = piece.newest and util.format_utc(piece.we):sub(1, 19) or nil,
+          seen = piece.newest and seen[piece.window] or nil,
+        }
+      end
+      if piece.err then sched:close() error(piece.err, 0) end
+      cur = cur + 1
+    end
+  end
+end
+
 --- The options each_log and write_logs take (one place, for the options check).
-M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw" }
+M.each_log_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "raw",
+                       "parallel" }
 M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "client_ip", "page_size", "output",
-                         "state_file" }
+                         "state_file", "parallel" }
 
 --- Iterates over every audit log record of a time range, following cursors and splitting
 -- a range longer than 30 days into legal windows. Consecutive windows share their boundary
@@ -326,12 +443,36 @@ M.write_logs_options = { "start_time", "end_time", "res_uid", "res_event", "clie
 -- (wrap in pcall).
 -- @tparam table params `start_time`, `end_time` (UTC `yyyy-MM-ddTHH:mm:ssZ`), optional
 --   `res_uid`, `res_event`, `client_ip`, `page_size` (default and cap 1000), `raw` (true:
---   yield each record as its JSON text, byte for byte as the server sent it; no table is built)
+--   yield each record as its JSON text, byte for byte as the server sent it; no table is built),
+--   `parallel` (N > 1: the range is cut into sub-windows paged by N tasks at once on the
+--   scheduler of `loghaul.run_all`; records come out in exactly the sequential order)
 -- @treturn function an iterator yielding LogInfo records (tables, or strings with `raw`)
 function Zl:each_log(params)
   if type(params) ~= "table" then error("loghaul.zenlayer: each_log(params): params must be a table", 2) end
   local raw = params.raw
   if raw ~= nil and type(raw) ~= "boolean" then error("loghaul.zenlayer: each_log: raw must be a boolean", 2) end
+  local parallel = params.parallel
+  if parallel ~= nil and (type(parallel) ~= "number" or parallel < 1 or parallel ~= math.floor(parallel)) then
+    error("loghaul.zenlayer: each_log: parallel must be a whole number >= 1", 2)
+  end
+  if parallel and parallel > 1 then
+    local next_page, perr = ordered_pages(self, params, parallel, not raw)
+    if not next_page then error(perr, 2) end
+    local buf, idx, n = {}, 1, 0
+    return function()
+      while idx > n do
+        local page, filter = next_page()
+        if not page then return nil end
+        local list, total = json.array(page[BODY], page[PATH], filter)
+        if list == nil then error(tag(errors.new{ kind = "http", code = "INVALID_RESPONSE", message = total }), 0) end
+        if list == false then list, total = {}, 0 end
+        buf = raw and list or kept_records(page, total, list)
+        idx, n = 1, #buf
+      end
+      idx = idx + 1
+      return buf[idx - 1]
+    end
+  end
   local loop, err = new_loop(self, params)
   if not loop then error(err, 2) end
   local buf, idx, n = {}, 1, 0
@@ -353,6 +494,31 @@ function Zl:each_log(params)
       if not ok then error(aerr, 0) end
     end
   end
+end
+
+-- write_logs{ parallel = N }: the pages of ordered_pages written in their sequential order
+local function write_parallel(self, params, n)
+  local next_page, err = ordered_pages(self, params, n, false)
+  if not next_page then return nil, err end
+  local w, werr0 = self.client.core.jsonl_writer(params.output)
+  if not w then return nil, tag(errors.from_core(werr0)) end
+  local records, pages = 0, 0
+  while true do
+    local ok, page, filter = pcall(next_page)
+    if not ok then w:abort() return nil, page end
+    if not page then break end
+    local k, werr = w:write_page(page[BODY], page[PATH], filter)
+    if not k then
+      w:abort()
+      return nil, tag(type(werr) == "table" and errors.from_core(werr)
+                      or errors.new{ kind = "http", code = "INVALID_RESPONSE", message = tostring(werr) })
+    end
+    records, pages = records + k, pages + 1
+  end
+  local bytes = w:size()
+  local path, cerr = w:commit()
+  if not path then w:abort() return nil, tag(errors.from_core(cerr)) end
+  return { path = path, records = records, pages = pages, bytes = bytes }
 end
 
 -- the identity of a write_logs run, so that a state file is only taken up by the same run
@@ -416,8 +582,10 @@ end
 -- refused (`invalid` `BAD_STATE_FILE`).
 --
 -- `output = "-"` writes to standard output (no `.part`, no rename, no state file).
+-- `parallel = N` pages sub-windows with N tasks at once, as `each_log` does (same lines, same
+-- order); it cannot be combined with `state_file`.
 -- @tparam table params as `each_log` (`start_time`, `end_time`, `res_uid`, `res_event`,
---   `client_ip`, `page_size`), plus `output` (a file name, or "-") and optional `state_file`
+--   `client_ip`, `page_size`, `parallel`), plus `output` (a file name, or "-") and optional `state_file`
 -- @treturn table|nil `{ path =, records =, pages =, bytes = }` (records and bytes of the whole
 --   file, pages fetched over every run of it), or nil, err
 function Zl:write_logs(params)
@@ -430,6 +598,14 @@ function Zl:write_logs(params)
     error("loghaul.zenlayer: write_logs: state_file must be a file name (and output a file)", 2)
   end
   local core = self.client.core
+  local parallel = params.parallel
+  if parallel ~= nil and (type(parallel) ~= "number" or parallel < 1 or parallel ~= math.floor(parallel)) then
+    error("loghaul.zenlayer: write_logs: parallel must be a whole number >= 1", 2)
+  end
+  if parallel and parallel > 1 then
+    if state_file then error("loghaul.zenlayer: write_logs: parallel cannot be combined with state_file", 2) end
+    return write_parallel(self, params, parallel)
+  end
   local loop, err = new_loop(self, params)
   if not loop then return nil, err end
   local key, w, records = run_key(params), nil, 0

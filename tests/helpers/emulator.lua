@@ -3,7 +3,7 @@
 -- thing under test must not be the tool that checks it.
 --
 --   local emu = require "helpers.emulator"
---   local e = emu.start()   -- { base_url =, http_url =, ca_file =, dir =, files_dir =, pid = }
+--   local e = emu.start()   -- { base_url =, http_url =, h2_url =, ca_file =, dir =, files_dir =, pid = }
 --   emu.fault{ path = "/echo", status = 429, retry_after = 1, count = 2 }
 --   emu.stats()             -- { connections =, requests =, faults_fired =, paths = { [uri] = n } }
 --   emu.reset(); emu.stop()
@@ -36,9 +36,9 @@ function M.start()
   local out, rc = run(q(SCRIPT) .. " start --parent " .. pid)
   if rc ~= 0 then error("emulator start failed (" .. rc .. "):\n" .. out, 2) end
   local kv = {}
-  for k, v in out:gmatch("([%u_]+)=([^\n]*)") do kv[k] = v end
+  for k, v in out:gmatch("([%w_]+)=([^\n]*)") do kv[k] = v end
   state = {
-    base_url = kv.BASE_URL, http_url = kv.HTTP_URL, ca_file = kv.CA_FILE, dir = kv.DIR,
+    base_url = kv.BASE_URL, http_url = kv.HTTP_URL, h2_url = kv.H2_URL, ca_file = kv.CA_FILE, dir = kv.DIR,
     files_dir = kv.DIR .. "/www/files", uploads_dir = kv.DIR .. "/uploads", pid = tonumber(kv.PID),
   }
   local dir = state.dir

@@ -6,6 +6,7 @@
 --   vendors.configure{ yeastar = { access_token_ttl = 2 }, clouddc = { polls = 5 } }
 --   vendors.state().yeastar.logins
 --   vendors.reset()
+--   vendors.server_ids(300)   -- CloudDC fleet servers "srv-0001" .. "srv-0300"
 local cjson = require "cjson"
 local emu = require "helpers.emulator"
 local shell = require "helpers.shell"
@@ -17,6 +18,31 @@ local q, run = shell.quote, shell.capture
 
 --- The same table the emulator uses (tests/emulator/lua/emu/fixtures.lua).
 M.fixtures = dofile(shell.root .. "/tests/emulator/lua/emu/fixtures.lua")
+
+--- CloudDC fleets (tests/emulator/lua/emu/vendors/fleet.lua, the emulator's own file):
+-- fleet.sn(id), fleet.export_seconds(id, settings), fleet.fraction(id).
+M.fleet = dofile(shell.root .. "/tests/emulator/lua/emu/vendors/fleet.lua")
+
+--- The ids of the first `n` CloudDC fleet servers: { "srv-0001", ..., "srv-000n" } (n <= 9999).
+-- Each is a known server with its own serial number (fleet.sn) and its own archive.
+function M.server_ids(n)
+  assert(type(n) == "number" and n >= 0 and n <= M.fleet.MAX, "server_ids: n in 0 .. 9999")
+  local out = {}
+  for i = 1, n do out[i] = M.fleet.id(i) end
+  return out
+end
+
+--- The most of `times` (ascending seconds, e.g. state().clouddc.accepted_times) that fall in
+-- any window [t, t + seconds): a token bucket { per_second = r, burst = b } allows at most
+-- b + r * seconds (plus one for the token refilled at the window's very edge).
+function M.max_in_window(times, seconds)
+  local best, j = 0, 1
+  for i = 1, #times do
+    while times[i] - times[j] >= seconds do j = j + 1 end
+    if i - j + 1 > best then best = i - j + 1 end
+  end
+  return best
+end
 
 local function control(method, body)
   local e = emu.info() or emu.start()

@@ -148,6 +148,20 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
     os.remove(f.path)
   end)
 
+  it("run_all spreads 32 tasks over light threads and the thread pool while the event loop keeps serving", function()
+    local job = openresty.background(ngx_.url .. "/run_all?n=32", ngx_.dir .. "/tmp", "runall")
+    local lat = openresty.probe(ngx_.port, "/probe", 0.05, job.done, 50)
+    local s = openresty.summary(lat)
+    local body, status, secs = job.result()
+    assert.equal(200, status)
+    local v = require("cjson").decode(body)
+    assert.same({ 32, 32 }, { v.ok, v.n })
+    -- 32 half-second answers, 8 threads in the pool: about 2 s, not 16 s one after another
+    assert.is_true(v.seconds < 8, ("run_all took %.1f s"):format(v.seconds))
+    print(("\n  probes during run_all (32 tasks, %.2fs): n=%d max=%.1fms"):format(secs, s.n, s.max * 1e3))
+    assert.is_true(s.max < LIMIT, ("a probe waited %.0f ms"):format(s.max * 1e3))
+  end)
+
   it("control: the same download forced onto the blocking path (thread_pool = false) stalls the probes", function()
     local size = BIG
     local f = emu.make_file("big2.bin", size)

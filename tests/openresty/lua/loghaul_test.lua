@@ -130,6 +130,32 @@ function M.download()
   reply{ ok = true, bytes = file.bytes, sha256 = file.sha256, seconds = seconds }
 end
 
+--- /run_all?n=32: `loghaul.run_all` over n tasks, each a client call to the emulator's
+-- `/slow?delay=0.5` (light threads; each transfer on the thread pool); answers
+-- `{ ok = tasks that got 200, n, seconds }`.
+function M.run_all()
+  local cfg = cfg_from_env()
+  local n = tonumber(ngx.var.arg_n) or 32
+  local client = require("loghaul.client").new({ endpoint = cfg.base_url, ca_file = cfg.ca_file, log = false },
+                                                { vendor = "test" })
+  local tasks = {}
+  for i = 1, n do
+    tasks[i] = function()
+      return client:call{ operation = "slow", url = cfg.base_url .. "/slow?delay=0.5&i=" .. i,
+                          decode = function(res) return res.status end }
+    end
+  end
+  local t0 = ngx.now()
+  local res = require("loghaul").run_all(tasks, { concurrency = n })
+  ngx.update_time()
+  local ok = 0
+  for _, r in ipairs(res) do
+    if r.ok and r.value == 200 then ok = ok + 1 end
+  end
+  client:close()
+  reply{ ok = ok, n = n, seconds = ngx.now() - t0 }
+end
+
 --- os.remove, for a worker thread.
 function M.remove(path) return (os.remove(path)) end
 

@@ -46,7 +46,8 @@ end
 function M.chunks(size)
   size = size or M.CHUNK
   local len = tonumber(ngx.var.http_content_length)
-  if ngx.is_subrequest or not len or ngx.var.http_transfer_encoding then
+  -- HTTP/2 (the H2 port) has no raw request socket in this Lua module: nginx buffers
+  if ngx.is_subrequest or not len or ngx.var.http_transfer_encoding or ngx.req.http_version() == 2 then
     return from_buffered(size)
   end
   local sock, err = ngx.req.socket()

@@ -3,11 +3,13 @@
 -- replaces this one and must call require("emu.prelude").run() itself.
 local stats = require "emu.stats"
 local faults = require "emu.faults"
+local inflight = require "emu.inflight"
 
 local M = {}
 
 function M.run()
   stats.count()
+  inflight.start()   -- ended by inflight.finish() in the log phase
   return faults.apply()
 end
 

@@ -4,8 +4,10 @@
 --   POST /_emu/reset   clear counters and faults
 --   POST /_emu/fault   arm a fault spec or a list of them (see emu.faults)
 --   GET  /_emu/fault   the armed specs with left/fired; DELETE clears them
+-- (ping also has "now", the server's clock; stats also has emu.inflight's counts)
 local body = require "emu.body"
 local faults = require "emu.faults"
+local inflight = require "emu.inflight"
 local json = require "emu.json"
 local stats = require "emu.stats"
 
@@ -21,13 +23,15 @@ return function()
   local what = ngx.var.uri:match("^/_emu/(.*)$")
   local method = ngx.req.get_method()
   if what == "ping" then
-    return json.reply { ok = true }
+    ngx.update_time()
+    return json.reply { ok = true, now = ngx.now() }   -- now: the server's clock, for timing specs
   elseif what == "stats" then
-    return json.reply(stats.get())
+    return json.reply(inflight.into(stats.get()))
   elseif what == "reset" and method == "POST" then
     ngx.req.discard_body()
     faults.clear()
     stats.reset()
+    inflight.reset()
     return json.reply { ok = true }
   elseif what == "fault" then
     if method == "POST" then

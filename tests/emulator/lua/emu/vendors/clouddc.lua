@@ -1,9 +1,12 @@
 -- Huawei Cloud CloudDC: export server logs, poll the export, download the archive.
 -- Auth: X-Auth-Token from emu IAM, or SDK-HMAC-SHA256 with the fixture AK/SK.
+local archive = require "emu.vendors.archive"
 local common = require "emu.vendors.common"
 local fixtures = require "emu.fixtures"
 local iam = require "emu.vendors.iam"
+local fleet = require "emu.vendors.fleet"
 local json = require "emu.json"
+local rate = require "emu.vendors.rate"
 local sign = require "emu.vendors.sign"
 
 local M = {}
@@ -67,10 +70,20 @@ local function save(e)
   ngx.shared.vendors:set(export_key(e.export_id), json.encode(e), 86400)
 end
 
+-- An export is done after `needed` polls, or, with export_seconds set when it was created,
+-- once its time has passed (the percentage then grows with the time).
+local function is_done(e)
+  if e.ready_at then return common.now() >= e.ready_at end
+  return e.polls >= e.needed
+end
+
 local function view(cfg, e)
-  local done = e.polls >= e.needed
+  local done = is_done(e)
   local p
-  if done and not e.failed then
+  if e.ready_at and not done then
+    local span = math.max(e.ready_at - e.created, 1e-3)
+    p = math.min(30 + math.floor(70 * (common.now() - e.created) / span), 99)
+  elseif done and not e.failed then
     p = 100
   elseif done then
     p = math.min(30 + math.floor(60 * (e.needed - 1) / math.max(e.needed, 1)), 99)
@@ -83,6 +96,9 @@ end
 
 function M.handle()
   common.count("clouddc", "requests")
+  if not rate.admit("clouddc") then   -- the API gateway throttles before anything else
+    return common.huawei(429, "APIG.0308", "The request is throttled.", { ["Retry-After"] = "1" })
+  end
   local cfg = common.settings("clouddc")
   local method = ngx.req.get_method()
   local uri = ngx.var.uri
@@ -107,7 +123,7 @@ function M.handle()
   if project ~= f.project_id then
     return common.huawei(403, "CloudDC.0403", "The project " .. project .. " is not the caller's project.")
   end
-  if server ~= f.server_id then
+  if server ~= f.server_id and not fleet.number(server) then
     return common.huawei(404, "CloudDC.0404", "The physical server " .. server .. " does not exist.")
   end
   if rest == "" then
@@ -116,12 +132,12 @@ function M.handle()
       export_id = common.uuid(), polls = 0, needed = math.max(math.floor(tonumber(cfg.polls) or 3), 0),
       failed = cfg.fail and true or false, created_at = common.iso(now), server = server,
     }
+    local seconds = fleet.export_seconds(server, cfg)
+    if seconds then e.created, e.ready_at = now, now + seconds end
     save(e)
     common.count("clouddc", "exports_created")
-    local v = view(cfg, e)
-    if v.status == "completed" or v.status == "failed" then   -- polls = 0: born done; still answer Running
-      v.status, v.percentage = status_word(cfg, false, false), pct(cfg, 30)
-    end
+    local v = view(cfg, e)   -- a new export always answers Running 30% (even one born done)
+    v.status, v.percentage = status_word(cfg, false, false), pct(cfg, 30)
     return json.reply(v, 202)
   end
   local e = load_export(export_id)
@@ -134,12 +150,17 @@ function M.handle()
     common.count("clouddc", "polls")
     return json.reply(view(cfg, e))
   end
-  if e.failed or e.polls < e.needed then
+  if e.failed or not is_done(e) then
     return common.huawei(400, "CloudDC.0400", "The export task " .. export_id .. " has not completed.")
   end
   common.count("clouddc", "downloads")
-  local name = common.tar_gz("clouddc", tonumber(cfg.archive_size) or 300000)
-  local fname = f.sn .. "-dump.tar.gz"
+  local name, fname
+  if server == f.server_id then
+    name, fname = common.tar_gz("clouddc", tonumber(cfg.archive_size) or 300000), f.sn .. "-dump.tar.gz"
+  else
+    local sn = fleet.sn(server)
+    name, fname = archive.ensure(server, sn, cfg.fleet_archive_size), sn .. "-dump.tar.gz"
+  end
   if cfg.hostile_filename then
     fname = type(cfg.hostile_filename) == "string" and cfg.hostile_filename or "../../etc/passwd"
   end

@@ -33,6 +33,38 @@ M.COUNTERS = {
   zenlayer = { "requests", "pages", "records", "errors", "auth_failures", "bad_cursors" },
 }
 
+-- Fleet runs (issue 10, VENDORS.md "Fleets"): exports that take time, one archive per fleet
+-- server, rate limits. Kept out of the tables above so other settings merge without conflict.
+for k, v in pairs { export_seconds = false, export_seconds_spread = 0, fleet_archive_size = 16384 } do
+  M.DEFAULTS.clouddc[k] = v
+end
+for _, v in ipairs { "clouddc", "yeastar", "zenlayer" } do M.DEFAULTS[v].rate = false end
+
+-- Checks of setting values by key: a function returning an error text for a bad value.
+local function at_least(min, what)
+  return function(v)
+    if type(v) ~= "number" or v < min then return what end
+  end
+end
+M.CHECKS = {
+  export_seconds = function(v)
+    if v ~= false and (type(v) ~= "number" or v < 0) then return "false or seconds >= 0" end
+  end,
+  export_seconds_spread = at_least(0, "seconds >= 0"),
+  fleet_archive_size = function(v)
+    if type(v) ~= "number" or v < 1024 or v > 64 * 2^20 then return "bytes, 1024 .. 64 MiB" end
+  end,
+  rate = function(v)
+    if v == false then return nil end
+    if type(v) ~= "table" then return "false or { per_second =, burst = }" end
+    for k in pairs(v) do
+      if k ~= "per_second" and k ~= "burst" then return "unknown field " .. tostring(k) end
+    end
+    return at_least(1e-3, "per_second must be a number > 0")(v.per_second)
+      or (v.burst ~= nil and at_least(1, "burst must be a number >= 1")(v.burst)) or nil
+  end,
+}
+
 local function dict() return ngx.shared.vendors end
 
 local cache, cache_ver
@@ -61,6 +93,8 @@ function M.configure(t)
     cur[vendor] = type(cur[vendor]) == "table" and cur[vendor] or {}
     for k, v in pairs(kv) do
       if M.DEFAULTS[vendor][k] == nil then return nil, "unknown setting " .. vendor .. "." .. tostring(k) end
+      local bad = v ~= json.null and M.CHECKS[k] and M.CHECKS[k](v)
+      if bad then return nil, vendor .. "." .. k .. ": " .. bad end
       if v == json.null then cur[vendor][k] = nil else cur[vendor][k] = v end
     end
   end

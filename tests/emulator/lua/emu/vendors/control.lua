@@ -3,13 +3,15 @@
 --   POST   settings JSON { vendor = { key = value } } merged in (null restores a default);
 --          { "reset": true } first forgets everything (like DELETE)
 --   DELETE forget settings, counters, tokens, exports and issued cursors
+local archive = require "emu.vendors.archive"
 local common = require "emu.vendors.common"
 local json = require "emu.json"
+local rate = require "emu.vendors.rate"
 
 return function()
   local method = ngx.req.get_method()
   if method == "GET" then
-    return json.reply(common.state())
+    return json.reply(rate.into(archive.into(common.state())))
   elseif method == "DELETE" then
     ngx.req.discard_body()
     common.reset()

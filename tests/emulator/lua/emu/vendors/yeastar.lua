@@ -4,6 +4,7 @@
 local common = require "emu.vendors.common"
 local fixtures = require "emu.fixtures"
 local json = require "emu.json"
+local rate = require "emu.vendors.rate"
 
 local M = {}
 
@@ -100,8 +101,14 @@ local function download_url(cfg, args)
   return json.reply { errcode = 0, errmsg = "SUCCESS", file = file, download_resource_url = "/api/download/" .. name }
 end
 
+-- Over the rate: the PBX's overload answer, HTTP 200 errcode 70082.
+local function throttled()
+  return errc(70082, { errmsg = "SYSTEM OVERLOAD" })
+end
+
 function M.openapi()
   common.count("yeastar", "requests")
+  if not rate.admit("yeastar") then return throttled() end
   local cfg = common.settings("yeastar")
   if not ngx.var.http_user_agent or ngx.var.http_user_agent == "" then
     common.count("yeastar", "no_user_agent")
@@ -146,6 +153,7 @@ end
 
 function M.download()
   common.count("yeastar", "requests")
+  if not rate.admit("yeastar") then return throttled() end
   local cfg = common.settings("yeastar")
   local name = ngx.var.uri:match("^/api/download/([^/]+)$")
   local function stale(code)

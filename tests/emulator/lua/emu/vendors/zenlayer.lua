@@ -4,6 +4,7 @@
 local common = require "emu.vendors.common"
 local fixtures = require "emu.fixtures"
 local json = require "emu.json"
+local rate = require "emu.vendors.rate"
 local sign = require "emu.vendors.sign"
 
 local M = {}
@@ -152,6 +153,9 @@ end
 
 function M.handle()
   common.count("zenlayer", "requests")
+  if not rate.admit("zenlayer") then
+    return err(429, "REQUEST_LIMIT_EXCEEDED", "Request limit exceeded, please try again later.")
+  end
   local cfg = common.settings("zenlayer")
   if ngx.req.get_method() ~= "POST" then return err(405, "UNSUPPORTED_OPERATION", "POST only") end
   local body = common.body()
