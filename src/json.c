@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "json.h"
-#include "options.h"
 #include "loghaul.h"
+#include "options.h"
 
 /* A container being scanned. `onpath`: paths whose leading keys lead to this container;
  * `next`: paths whose next component matched the current member's key (objects) or the
@@ -621,10 +621,12 @@ static int l_json_valid(lua_State *L)
 
 void lh_json_read_filter(lua_State *L, int idx, lh_json_filter_t *f)
 {
+    static const char *const keys[] = {"key", "first", "last", "skip", "seen", "indices", NULL};
     memset(f, 0, sizeof *f);
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
+    lh_check_keys(L, idx, "filter", keys);
     luaL_checkstack(L, 8, "json filter");
     f->on = 1;
     /* each read once and left on the stack: the pointers stay valid while the filter is used,
@@ -637,11 +639,11 @@ void lh_json_read_filter(lua_State *L, int idx, lh_json_filter_t *f)
     if (lh_getfield(L, idx, "skip") == LUA_TTABLE)
         f->skip_idx = lua_gettop(L);
     else if (!lua_isnil(L, -1))
-        luaL_error(L, "filter: field 'skip' (table expected)");
+        luaL_error(L, "filter: bad option 'skip' (table expected)");
     if (lh_getfield(L, idx, "seen") == LUA_TTABLE)
         f->seen_idx = lua_gettop(L);
     else if (!lua_isnil(L, -1))
-        luaL_error(L, "filter: field 'seen' (table expected)");
+        luaL_error(L, "filter: bad option 'seen' (table expected)");
 }
 
 int lh_json_locate_array(lua_State *L, const char *text, size_t n, int path_idx, size_t *a, size_t *b)
@@ -828,7 +830,7 @@ static int l_json_array(lua_State *L)
     }
     lh_json_read_filter(L, 3, &f);
     memset(&c, 0, sizeof c);
-    c.indices = f.on && lua_type(L, 3) == LUA_TTABLE && (lua_getfield(L, 3, "indices"), lua_toboolean(L, -1));
+    c.indices = f.on && lh_opt_boolean(L, 3, "indices", 0);
     lua_newtable(L);
     c.L = L;
     c.list = lua_gettop(L);

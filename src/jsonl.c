@@ -59,6 +59,7 @@ static int l_jsonl_writer(lua_State *L)
     const char *path = luaL_checklstring(L, 1, &plen);
     lua_Integer resume = -1;
     writer_t *w;
+    luaL_argcheck(L, plen > 0 && strlen(path) == plen, 1, "a file name without NUL bytes expected");
     if (!lua_isnoneornil(L, 2)) {
         resume = luaL_checkinteger(L, 2);
         luaL_argcheck(L, resume >= 0, 2, "resume_at must be >= 0");
