@@ -6,7 +6,8 @@ local loghaul = require "loghaul"
 local core = require "loghaul.core"
 local runtime = require "loghaul.runtime"
 local ca, concurrency, out_dir = arg[1], tonumber(arg[2]), arg[3]
-local urls = { table.unpack(arg, 4) }
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+local urls = { unpack(arg, 4) }
 local session = core.session{ ca_file = ca }
 local tasks = {}
 for i, url in ipairs(urls) do
