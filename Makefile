@@ -141,7 +141,7 @@ doc: deps
 	{ cat doc/core_module.c; echo; cat $(SRCS); } > build/doc/loghaul.core.c
 	ldoc .
 
-# bench/transfer, then bench/cursor; writes bench/RESULTS.md (bench/report)
+# bench/transfer, bench/cursor, then bench/fleet; writes bench/RESULTS.md (bench/report)
 bench: all
 	bench/report
 
