@@ -35,11 +35,11 @@ local function aksk_auth(client, ak, sk)
   end }
 end
 
-local new_options = client_mod.options{ "project_id", "auth" }
+local new_options = client_mod.options{ "project_id", "auth", "token_cache" }
 -- the three forms of `auth` (IAM's are read by loghaul.auth.iam)
 local token_options_list = { "token" }
 local aksk_options_list = { "access_key", "secret_key" }
-local iam_options_list = { "iam_endpoint", "user", "password", "domain", "project", "project_id" }
+local iam_options_list = { "iam_endpoint", "user", "password", "domain", "project", "project_id", "token_cache" }
 local token_options, aksk_options = util.set(token_options_list), util.set(aksk_options_list)
 local iam_options = util.set(iam_options_list)
 
@@ -101,10 +101,6 @@ function M.new(opts)
   end
   return self
 end
-
---- Options added with the token cache, for the allow-list of options: `token_cache` on the
--- client and in an IAM `auth` table.
-M.extra_options = { "token_cache" }
 
 local function check_ids(operation, ...)
   for i = 1, select("#", ...) do

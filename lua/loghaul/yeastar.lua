@@ -10,9 +10,6 @@ local util = require "loghaul.util"
 
 local M = {}
 
---- Options of `loghaul.yeastar{}` added with token handling (for the allow-list of options).
-M.extra_options = { "token_cache" }
-
 local Pbx = {}
 Pbx.__index = Pbx
 
@@ -75,7 +72,7 @@ local function drain_pending(self)
   end
 end
 
-local new_options = client_mod.options{ "client_id", "client_secret" }
+local new_options = client_mod.options{ "client_id", "client_secret", "token_cache" }
 
 --- Creates a Yeastar client.
 -- @tparam table opts `base_url`, `client_id`, `client_secret`, `token_cache` (optional: a

@@ -56,9 +56,6 @@ function M.new(client, opts)
   return self
 end
 
---- Options of the IAM `auth` table added with the token cache (for the allow-list of options).
-M.extra_options = { "token_cache" }
-
 -- parses "2024-01-02T03:04:05.123000Z" (fraction optional)
 local function parse_expiry(s)
   if type(s) ~= "string" then return nil end
