@@ -359,14 +359,18 @@ typedef struct {
 } lock_t;
 
 /// Takes an exclusive advisory lock (flock) on a lock file, created 0600 when missing and never
-// opened through a symlink. Blocks until the lock is free.
+// opened through a symlink. Blocks until the lock is free, unless `try` is true: then a lock
+// held elsewhere returns false at once (a scheduler task waits with a timer instead, so that
+// it never blocks the thread that runs the task holding the lock).
 // @function lock
 // @tparam string path
+// @tparam[opt] boolean try
 // @return a lock, released by `:unlock()`, garbage collection or a Lua 5.4 `<close>` variable;
-// or nil, err
+// false when `try` and the lock is held; or nil, err
 static int l_lock(lua_State *L)
 {
     const char *path = check_path(L, 1);
+    int op = lua_toboolean(L, 2) ? LOCK_EX | LOCK_NB : LOCK_EX;
     lock_t *k = lua_newuserdata(L, sizeof *k);
     struct stat st;
     k->fd = -1;
@@ -378,7 +382,13 @@ static int l_lock(lua_State *L)
         return lh_push_io_error(L, "cannot open lock file", path, errno);
     if (fstat(k->fd, &st) != 0 || !S_ISREG(st.st_mode))
         return lh_push_io_error(L, "cannot open lock file", path, EINVAL);
-    while (flock(k->fd, LOCK_EX) != 0) {
+    while (flock(k->fd, op) != 0) {
+        if (errno == EWOULDBLOCK && (op & LOCK_NB)) {
+            close(k->fd);
+            k->fd = -1;
+            lua_pushboolean(L, 0);
+            return 1;
+        }
         if (errno != EINTR)
             return lh_push_io_error(L, "cannot lock", path, errno);
     }

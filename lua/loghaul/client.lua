@@ -348,7 +348,7 @@ function Client:call(op)
       if err.kind == "auth" and op.auth and op.auth.renew and not renewed then
         renewed = true
         self:log("info", op.operation .. ": " .. errors.brief(err) .. ", renewing credentials once")
-        local ok, rerr = op.auth:renew(err, self)
+        local ok, rerr = op.auth:renew(err, self, req)
         if not ok then return nil, rerr or err, true end
         -- start over from the operation itself: a redirect's URL, hop count or rewritten
         -- method (a 303 turns a POST into a GET) belonged to the request that failed

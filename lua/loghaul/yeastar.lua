@@ -212,7 +212,8 @@ function Pbx:download_system_logs(files, opts)
   end
   -- the token, without the pipeline's own renew-and-retry: a 10004 on the download cannot tell
   -- an expired token from an expired URL, so the renewal below handles both, once
-  local auth = { apply = function(_, req, cl) return self.auth:apply(req, cl) end }
+  local sent -- the last request, whose token a renewal replaces
+  local auth = { apply = function(_, req, cl) sent = req return self.auth:apply(req, cl) end }
   local last
   for round = 1, 2 do
     local link, err = self:system_log_download_url(files)
@@ -229,7 +230,7 @@ function Pbx:download_system_logs(files, opts)
     if round == 2 or not stale(err) then break end
     c:log("info", "yeastar download answer was not the file (" .. errors.brief(err) .. "): renewing the URL once")
     if err.kind == "auth" or err.status == 401 or err.status == 403 then
-      local ok, rerr = self.auth:renew()
+      local ok, rerr = self.auth:renew(err, c, sent)
       if not ok then return nil, rerr end
     end
   end

@@ -273,6 +273,47 @@ describe("tokens against the emulator", function()
       assert.has_error(function() pbx{ token_cache = 42 } end)
     end)
 
+    it("tasks sharing a client whose cached tokens are dead renew once between them, and finish", function()
+      -- both tasks' first requests are refused (the servers forgot every token); each renewal
+      -- takes the cache's lock and logs in: a task blocking on that lock used to stop the thread
+      -- that ran the other task's login, and the run hung for ever
+      local cache = tmp .. "/tokens.json"
+      assert(child("yeastar", cache))
+      assert(child("clouddc", cache))
+      T.vendors.reset()
+      local p = pbx{ token_cache = cache }
+      local dc = loghaul.clouddc(T.opts{ project_id = F.clouddc.project_id, auth = {
+        iam_endpoint = e.base_url, user = F.iam.user, password = F.iam.password, domain = F.iam.domain,
+        project = F.iam.project, token_cache = cache } })
+      local tasks = {}
+      for i = 1, 4 do
+        tasks[#tasks + 1] = function() return p:list_system_logs() end
+        tasks[#tasks + 1] = function()
+          local _, err = dc:show_logs_export_status(F.clouddc.server_id, "task-" .. i)
+          if err and err.kind == "auth" then return nil, err end
+          return true
+        end
+      end
+      local results = loghaul.run_all(tasks, { concurrency = 8 })
+      for i, r in ipairs(results) do assert.is_true(r.ok, "task " .. i .. ": " .. tostring(r.err)) end
+      assert.equal(1, ys().logins)
+      assert.equal(1, T.counters("iam").logins)
+      p:close()
+      dc:close()
+    end)
+
+    it("two clients sharing one cache file inside run_all wait for each other's login", function()
+      local cache = tmp .. "/tokens.json"
+      local a, b = pbx{ token_cache = cache }, pbx{ token_cache = cache }
+      local results = loghaul.run_all({ function() return a:list_system_logs() end,
+                                        function() return b:list_system_logs() end })
+      assert.is_true(results[1].ok, tostring(results[1].err))
+      assert.is_true(results[2].ok, tostring(results[2].err))
+      assert.equal(1, ys().logins)
+      a:close()
+      b:close()
+    end)
+
     it("a token the PBX calls expired is replaced, and the cache gets the new one", function()
       local cache = tmp .. "/tokens.json"
       assert(child("yeastar", cache))

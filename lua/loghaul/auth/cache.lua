@@ -28,12 +28,31 @@ M.max_bytes = 1024 * 1024
 -- @tparam table core the loghaul core (stat, mkdir_p, lock, read_file, write_file, getuid)
 -- @tparam string path the cache file
 -- @tparam string who for error messages: the option's place, e.g. "loghaul.yeastar: token_cache"
+-- @tparam[opt] function sleep how to wait for a lock held elsewhere (the client's sleep: a
+--   scheduler timer in a task); without it the lock is waited for by blocking
 -- @treturn table the cache
-function M.new(core, path, who)
+function M.new(core, path, who, sleep)
   if type(path) ~= "string" or path == "" or path:find("%z") or path:sub(-1) == "/" then
     error(who .. " must be a file path (a non-empty string)", 4)
   end
-  return setmetatable({ core = core, path = path, dir = fs.dirname(path) }, Cache)
+  return setmetatable({ core = core, path = path, dir = fs.dirname(path), sleep = sleep }, Cache)
+end
+
+--- How often a lock held elsewhere is tried again (seconds), when the cache has a sleep.
+M.lock_poll = 0.05
+
+-- The file's lock. A task on the scheduler may hold it across a login (a transfer it yields
+-- for); another task of the same process blocking in flock would then stop the thread that
+-- must finish that login: a deadlock. So with a sleep the lock is tried, and waited for with
+-- that sleep (a timer that lets the holder run), never blocked on.
+local function take_lock(self)
+  local path = self.path .. ".lock"
+  if not self.sleep then return self.core.lock(path) end
+  while true do
+    local lock, err = self.core.lock(path, true)
+    if lock ~= false then return lock, err end
+    self.sleep(M.lock_poll)
+  end
 end
 
 local function refuse(self, message)
@@ -111,7 +130,7 @@ end
 function Cache:update(key, fn)
   local ok, err = check(self)
   if not ok then return nil, err end
-  local lock, lerr = self.core.lock(self.path .. ".lock")
+  local lock, lerr = take_lock(self)
   if not lock then return nil, errors.io(self.path .. ".lock", lerr.message or tostring(lerr)) end
   local doc = load(self)
   local res = pack(pcall(fn, doc.entries[key]))

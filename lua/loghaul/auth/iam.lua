@@ -48,7 +48,8 @@ function M.new(client, opts)
   local self = setmetatable({ client = client, url = endpoint .. "/v3/auth/tokens?nocatalog=true", body = body },
                             Iam)
   if opts.token_cache ~= nil then
-    self.cache = cache_mod.new(client.core, opts.token_cache, "loghaul.clouddc: auth.token_cache")
+    self.cache = cache_mod.new(client.core, opts.token_cache, "loghaul.clouddc: auth.token_cache",
+                               function(t) return client.sleep(t) end)
     -- a token is scoped to one user and project: the key says which (never the password)
     self.cache_key = "iam " .. endpoint .. " " .. opts.domain .. " " .. opts.user .. " "
       .. (opts.project_id and ("id:" .. opts.project_id) or opts.project)
@@ -137,12 +138,21 @@ function Iam:apply(req)
   return true
 end
 
---- Drops the token and fetches a new one (after a 401).
+--- Drops the refused token and gets another (after a 401). Tasks sharing the client renew
+-- once between them: a task whose token was already replaced by another's renewal uses the
+-- new one instead of logging in again.
+-- @param _ the error (unused)
+-- @param _ the client (unused)
+-- @tparam[opt] table req the refused request (its `X-Auth-Token` is the token refused)
 -- @treturn boolean|nil true, or nil, err
-function Iam:renew()
-  self.dead, self.value = self.value, nil
-  local t, err
-  if self.cache then t, err = from_cache(self) else t, err = self:fetch() end
+function Iam:renew(_, _, req)
+  local refused = req and req.headers and req.headers["X-Auth-Token"] or self.value
+  local t, err = single_flight.run(self, function()
+    if self.value ~= nil and self.value ~= refused then return self.value end
+    self.dead, self.value = refused, nil
+    if self.cache then return from_cache(self) end
+    return self:fetch()
+  end)
   if not t then return nil, err end
   return true
 end

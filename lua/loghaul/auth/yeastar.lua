@@ -34,7 +34,8 @@ function M.new(client, client_id, client_secret, token_cache)
   local p = setmetatable({ client = client, id = client_id, secret = client_secret, logins = 0, refreshes = 0 },
                          Provider)
   if token_cache ~= nil then
-    p.cache = cache_mod.new(client.core, token_cache, "loghaul.yeastar: token_cache")
+    p.cache = cache_mod.new(client.core, token_cache, "loghaul.yeastar: token_cache",
+                            function(t) return client.sleep(t) end)
     -- keyed by PBX and application: a cache file may serve several
     p.cache_key = "yeastar " .. client.base_url .. " " .. client_id
   end
@@ -178,12 +179,22 @@ function Provider:apply(req)
   return true
 end
 
---- Renews after a 10004 (token expired): refresh, or log in again.
+--- Renews after a 10004 (token expired): refresh, or log in again. Tasks sharing the client
+-- renew once between them: a task whose token was already replaced by another's renewal uses
+-- the new one (a PBX allows 8 live tokens per application).
+-- @param _ the error (unused)
+-- @param _ the client (unused)
+-- @tparam[opt] table req the refused request (its `access_token=` is the token refused)
 -- @treturn boolean|nil true, or nil, err
-function Provider:renew()
-  self.dead, self.access = self.access, nil
-  local t, err
-  if self.cache then t, err = from_cache(self) else t, err = renew(self) end
+function Provider:renew(_, _, req)
+  local sent = req and type(req.url) == "string" and req.url:match("[?&]access_token=([^&#]*)")
+  local t, err = single_flight.run(self, function()
+    local current = self.access
+    if current ~= nil and sent and util.urlencode(current) ~= sent then return current end
+    self.dead, self.access = current, nil
+    if self.cache then return from_cache(self) end
+    return renew(self)
+  end)
   if not t then return nil, err end
   return true
 end
