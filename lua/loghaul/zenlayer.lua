@@ -298,6 +298,7 @@ function Loop:advance(page, total)
   if cursor == nil then
     if self.we >= self.e then
       self.done = true
+      if self.report then self.report(self.pages, self.pages, true) end -- the last event is never dropped
     else
       self.ws, self.we = self.we, math.min(self.we + M.max_window - 1, self.e)
       self.cursor, self.prev, self.next, self.cursors = nil, self.next, {}, {}
@@ -413,7 +414,7 @@ local function ordered_pages(self, params, n, tables)
   local pieces = plan_pieces(s, e, n)
   local sched = scheduler.new(c.core)
   local report, pages = progress.reporter(c, "page"), 0
-  local next_piece, running, cur = 1, 0, 1
+  local next_piece, running, cur, finished = 1, 0, 1, false
   local seen = {} -- window -> what its newest piece yielded on the window's last second
   local function fill()
     while running < n and next_piece <= #pieces do
@@ -430,7 +431,12 @@ local function ordered_pages(self, params, n, tables)
   return function()
     while true do
       local piece = pieces[cur]
-      if not piece then sched:close() return nil end
+      if not piece then
+        sched:close()
+        if report and not finished then report(pages, pages, true) end -- the last event is never dropped
+        finished = true
+        return nil
+      end
       if #piece.pages == 0 and not piece.ended then
         sched:run(fill, function() return #piece.pages > 0 or piece.ended end)
       end

@@ -50,6 +50,26 @@ describe("zenlayer each_log with parallel = N", function()
     zl:close()
   end)
 
+  it("the last page event says every page, sequential or parallel", function()
+    local events = {}
+    local o = T.opts{ endpoint = e.base_url, access_key_id = F.zenlayer.access_key_id,
+                      access_key_password = F.zenlayer.access_key_password,
+                      on_progress = function(ev) events[#events + 1] = ev end }
+    o.base_url = nil
+    local zl = loghaul.zenlayer(o)
+    local now = os.time()
+    for _, parallel in ipairs{ false, 4 } do
+      events = {}
+      local p = { start_time = T.utc(now - 61 * DAY), end_time = T.utc(now), page_size = 200, raw = true,
+                  parallel = parallel or nil }
+      collect(zl, p)
+      local last = events[#events]
+      assert.is_true(last.done > 10, last.done .. " pages")
+      assert.same({ "page", last.done, 100 }, { last.phase, last.total, last.percent })
+    end
+    zl:close()
+  end)
+
   it("write_logs with parallel = 4 writes the same lines as each_log", function()
     local zl = client()
     local dir = T.tmpdir()
