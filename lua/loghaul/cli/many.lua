@@ -14,8 +14,19 @@ local M = {}
 -- @treturn table results in id order: `{ id =, ok =, value = | err = }`
 function M.run(ids, op, o)
   local done, failed, tasks = 0, 0, {}
+  -- the progress line names the id its events belong to when one id is in flight; with
+  -- several at once their events share the line, which then counts them instead
+  local running, nrunning = {}, 0
+  local function show()
+    if not o.ui then return end
+    local label = nrunning .. " running"
+    if nrunning == 1 then label = ids[next(running)] end
+    o.ui:task(label, done, failed, #ids)
+  end
   for i, id in ipairs(ids) do
     tasks[i] = function()
+      running[i], nrunning = true, nrunning + 1
+      show()
       local ok, value, err = pcall(op, id)
       if not ok then
         -- an error object raised (each_log style) is this id's failure; anything else (Ctrl-C's
@@ -27,15 +38,15 @@ function M.run(ids, op, o)
       return value
     end
   end
-  if o.ui then o.ui:task(ids[1], done, failed, #ids) end
   local ok, out = pcall(loghaul.run_all, tasks, {
     concurrency = o.concurrency or 16,
     on_result = function(i, task_ok, v)
       if type(v) == "table" and v.stop ~= nil then error(v.stop, 0) end
       if task_ok then done = done + 1 else failed = failed + 1 end
+      if running[i] then running[i], nrunning = nil, nrunning - 1 end
       if o.ui then
         o.ui:clear()
-        if done + failed < #ids then o.ui:task(ids[i], done, failed, #ids) end
+        if nrunning > 0 then show() end
       end
       if o.on_result then o.on_result(ids[i], task_ok, v) end
     end,
