@@ -78,12 +78,23 @@ static int l_multi(lua_State *L)
     return 1;
 }
 
-static CURL *take_handle(lua_State *L, multi_t *m)
+/* The easy handle the next transfer will use. It stays in the pool until the transfer has
+ * been prepared (take_handle): preparing reads the request and may raise, and a handle held
+ * only in a C local would then leak. */
+static CURL *next_handle(lua_State *L, multi_t *m)
 {
-    CURL *e = m->npool > 0 ? m->pool[--m->npool] : curl_easy_init();
-    if (e == NULL)
-        luaL_error(L, "multi: curl_easy_init failed");
-    return e;
+    if (m->npool == 0) {
+        CURL *e = curl_easy_init();
+        if (e == NULL)
+            luaL_error(L, "multi: curl_easy_init failed");
+        m->pool[m->npool++] = e;
+    }
+    return m->pool[m->npool - 1];
+}
+
+static void take_handle(multi_t *m)
+{
+    m->npool--;
 }
 
 static void give_handle(multi_t *m, CURL *e)
@@ -112,12 +123,10 @@ static int l_add(lua_State *L)
     lua_Integer id;
     lua_remove(L, 1); /* (session, req), as lh_xfer_prepare reads them; the session stays at 1 */
     s = lh_check_session(L, 1);
-    e = take_handle(L, m);
+    e = next_handle(L, m);
     n = lh_xfer_prepare(L, s, e, &x);
-    if (n != 0) {
-        give_handle(m, e);
-        return n;
-    }
+    if (n != 0)
+        return n; /* refused before sending: the handle is still in the pool */
     id = ++m->next_id;
     lua_rawgeti(L, LUA_REGISTRYINDEX, m->inflight);
     lua_createtable(L, 2, 0);
@@ -126,6 +135,7 @@ static int l_add(lua_State *L)
     lua_pushvalue(L, 1); /* the session: its options (max_redirects) are read when a hop ends */
     lua_rawseti(L, -2, 2);
     lua_rawseti(L, -2, (int)id);
+    take_handle(m); /* from here on the transfer in `inflight` owns it (close cleans it up) */
     curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)(intptr_t)id);
     mc = curl_multi_add_handle(m->multi, e);
     if (mc != CURLM_OK) {
