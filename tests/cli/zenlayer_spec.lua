@@ -32,7 +32,7 @@ local function decode_lines(text)
 end
 
 describe("loghaul zenlayer logs", function()
-  local e, dir, close_suite, env, range, expected, has_write_logs
+  local e, dir, close_suite, env, range, expected
   setup(function()
     e, dir, close_suite = vendors.open_suite()
     vendors.configure{ zenlayer = { record_count = 10000 } }
@@ -41,7 +41,6 @@ describe("loghaul zenlayer logs", function()
     local zl = loghaul.zenlayer{ endpoint = e.base_url, ca_file = e.ca_file,
       access_key_id = vendors.fixtures.zenlayer.access_key_id,
       access_key_password = vendors.fixtures.zenlayer.access_key_password }
-    has_write_logs = zl.write_logs ~= nil
     -- the emulator's 10,000 records span its last 80 days; ask for all, in three 30-day windows
     local now = os.time()
     range = { since = os.date("!%Y-%m-%dT%H:%M:%SZ", now - 85 * 86400),
@@ -95,10 +94,6 @@ describe("loghaul zenlayer logs", function()
   end)
 
   it("--resume after a run killed halfway: each record exactly once across the two runs", function()
-    if not has_write_logs then
-      pending("needs zl:write_logs with state_file (issue 9); this loghaul has none")
-      return
-    end
     local out, state = dir .. "/resumed.jsonl", dir .. "/state"
     local argv = { "zenlayer", "logs", "--since", range.since, "--until", range["until"], "--output", out,
                    "--resume", state, "--page-size", "100" }
@@ -129,15 +124,5 @@ describe("loghaul zenlayer logs", function()
     local again = cli.run(argv, env)   -- a repeated run after success: the whole range again, same records
     assert.are.equal(0, again.code, again.stderr)
     assert.are.same(expected, decode_lines(shell.read_file(out)))
-  end)
-
-  it("--resume without write_logs is refused with exit 2 naming the flag", function()
-    if has_write_logs then
-      pending("this loghaul has write_logs: --resume is supported (the spec above)")
-      return
-    end
-    local r = cli.run({ "zenlayer", "logs", "--since", "1d", "--resume", dir .. "/s" }, env)
-    assert.are.equal(2, r.code)
-    assert.truthy(r.stderr:find("--resume needs zl:write_logs", 1, true), r.stderr)
   end)
 end)

@@ -7,42 +7,6 @@ local M = { order = { "logs" }, actions = {} }
 
 local RANGE_CODES = { INVALID_TIME_FORMAT = true, INVALID_PARAMETER__ILLEGAL_TIME = true }
 
--- JSON Lines through each_log, for a loghaul without write_logs: the records as the server sent
--- them when each_log has `raw`, else re-encoded by lua-cjson; a file is written to .part and
--- renamed when complete
-local function each_log_lines(zl, params, output, on_record)
-  local out, part = io.stdout, nil
-  if output ~= "-" then
-    part = output .. ".part"
-    local err
-    out, err = io.open(part, "wb")
-    if not out then return nil, "cannot write " .. part .. ": " .. tostring(err) end
-  end
-  local cjson = require "cjson"
-  local n, bytes = 0, 0
-  params.raw = true
-  local ok, err = pcall(function()
-    for rec in zl:each_log(params) do
-      local line = type(rec) == "string" and rec or cjson.encode(rec)
-      assert(out:write(line, "\n"))
-      n, bytes = n + 1, bytes + #line + 1
-      on_record(n)
-    end
-  end)
-  if part then
-    out:close()
-    if ok then
-      local rok, rerr = os.rename(part, output)
-      if not rok then ok, err = false, "cannot rename " .. part .. ": " .. tostring(rerr) end
-    end
-    if not ok then os.remove(part) end
-  else
-    out:flush()
-  end
-  if not ok then return nil, err end
-  return { path = output ~= "-" and output or nil, records = n, bytes = bytes }
-end
-
 --- Records written so far by write_logs, for the progress line (its page events count pages
 -- only): the state file's count with --resume (saved after every page), else nil.
 -- @tparam string|nil state_file
@@ -89,13 +53,13 @@ M.actions.logs = {
     local output = a.output or "-"
     if a.json and output == "-" then args.fail("--json needs --output FILE (stdout carries the records)") end
     local loghaul = require "loghaul"
-    local records, ui = 0, ctx.ui
+    local ui = ctx.ui
     local opts = ctx:client_options{ endpoint = ctx:setting("ZENLAYER_URL"), access_key_id = ctx:need("ZENLAYER_AK_ID"),
                                      access_key_password = ctx:need("ZENLAYER_AK_PASSWORD") }
     if ui.enabled then
       opts.on_progress = function(ev)
         if ev.phase == "page" and ev.records == nil then
-          ev.records = records > 0 and records or M.records_so_far(a.resume) or nil
+          ev.records = M.records_so_far(a.resume)
         end
         ui:event(ev)
       end
@@ -103,17 +67,8 @@ M.actions.logs = {
     local zl = ctx:construct(loghaul.zenlayer, opts)
     local params = { start_time = times.format(s), end_time = times.format(e), res_uid = a.resource,
                      res_event = a.event, client_ip = a["client-ip"], page_size = a["page-size"] }
-    local res, err
-    if zl.write_logs then
-      params.output, params.state_file = output, a.resume
-      res, err = zl:write_logs(params)
-    else
-      if a.resume then
-        args.fail("--resume needs zl:write_logs (state_file), which this loghaul does not have yet")
-      end
-      ctx:say("note: this loghaul has no write_logs; records are written through each_log")
-      res, err = each_log_lines(zl, params, output, function(n) records = n end)
-    end
+    params.output, params.state_file = output, a.resume
+    local res, err = zl:write_logs(params)
     zl:close()
     if not res then
       if type(err) == "table" and err.kind == "invalid" and RANGE_CODES[err.code] then
