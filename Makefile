@@ -57,27 +57,9 @@ test: deps all lint unit rockcheck
 lint:
 	luacheck lua tests examples bench
 
-# The two runtimes run at once (UNIT_JOBS=1: one after the other, output as it comes): the
-# suite mostly waits (emulated delays, timeouts, child processes), so two runs share 2 cores
-# well. Each run's output is printed whole when it ends, the run that failed last.
-UNIT_JOBS ?= 2
+# The two runtimes at once (tests/run_runtimes; UNIT_JOBS=1: one after the other).
 unit: all
-	@if [ "$(UNIT_JOBS)" = 1 ]; then \
-	  $(LUA_ENV54) lua5.4 $(BUSTED) $(SPECS) && $(LUA_ENVJIT) luajit $(BUSTED) $(SPECS); \
-	else \
-	  mkdir -p build; \
-	  echo "unit: lua5.4 and luajit at once (build/unit-*.log)"; \
-	  ( $(LUA_ENV54) lua5.4 $(BUSTED) $(SPECS) > build/unit-lua5.4.log 2>&1; echo $$? > build/unit-lua5.4.rc ) & \
-	  ( $(LUA_ENVJIT) luajit $(BUSTED) $(SPECS) > build/unit-luajit.log 2>&1; echo $$? > build/unit-luajit.rc ) & \
-	  wait; rc=0; \
-	  for r in lua5.4 luajit; do \
-	    if [ "$$(cat build/unit-$$r.rc)" = 0 ]; then echo "== $$r"; cat build/unit-$$r.log; fi; \
-	  done; \
-	  for r in lua5.4 luajit; do \
-	    if [ "$$(cat build/unit-$$r.rc)" != 0 ]; then echo "== $$r FAILED"; cat build/unit-$$r.log; rc=1; fi; \
-	  done; \
-	  exit $$rc; \
-	fi
+	tests/run_runtimes unit "$(LUA_ENV54) lua5.4 $(BUSTED) $(SPECS)" "$(LUA_ENVJIT) luajit $(BUSTED) $(SPECS)"
 
 # The rockspec must build on Debian as it is: no hand-set CURL_INCDIR and the like.
 rockcheck:
@@ -98,8 +80,8 @@ asan: deps
 	@mkdir -p build/asan/lua5.4/loghaul build/asan/luajit/loghaul
 	$(ASAN_CC) $(LUA54_CFLAGS) $(DEPCFLAGS) $(SRCS) tests/asan_env.c -o build/asan/lua5.4/loghaul/core.so $(DEPLIBS)
 	$(ASAN_CC) $(LUAJIT_CFLAGS) $(DEPCFLAGS) $(SRCS) tests/asan_env.c -o build/asan/luajit/loghaul/core.so $(DEPLIBS)
-	$(ASAN_RUN) LUA_CPATH='build/asan/lua5.4/?.so;;' lua5.4 $(BUSTED) $(SPECS)
-	$(ASAN_RUN) LUA_CPATH='build/asan/luajit/?.so;;' luajit $(BUSTED) $(SPECS)
+	tests/run_runtimes asan "$(ASAN_RUN) LUA_CPATH='build/asan/lua5.4/?.so;;' lua5.4 $(BUSTED) $(SPECS)" \
+	  "$(ASAN_RUN) LUA_CPATH='build/asan/luajit/?.so;;' luajit $(BUSTED) $(SPECS)"
 
 # ThreadSanitizer: tests/tsan_load.c starts threads that each create a Lua state, load the
 # TSan-built core at the same moment and call it, as nginx worker threads do; once for Lua
