@@ -148,7 +148,8 @@ describe("README.md ```lua blocks (" .. RUNTIME .. ")", function()
       ["examples/cms_upload.lua"] = "uploaded .*OELOG_99991093_10%.1%.2%.3_20250226162127%.zip: status 200",
       ["examples/clouddc_export_download.lua"] = "downloaded .*%-dump%.tar%.gz %(%d+ bytes, sha256 %x+%)",
       ["examples/yeastar_system_logs.lua"] = "downloaded %d+: .*PBX%-SystemLog%-.*%.tar %(%d+ bytes, sha256 %x+%)",
-      ["examples/zenlayer_audit_jsonl.lua"] = "wrote [1-9]%d* records %(%d+ bytes, %d+ pages%) of the last 3 days into .*audit%.jsonl",
+      ["examples/zenlayer_audit_jsonl.lua"] =
+        "wrote [1-9]%d* records %(%d+ bytes, %d+ pages%) of the last 3 days into .*audit%.jsonl",
     }
 
     for _, b in ipairs(BLOCKS) do
