@@ -3,6 +3,7 @@
 -- `2026-05-01T08:00:00+08:00`, fractions of a second dropped; no zone means UTC).
 -- @module loghaul.cli.times
 local args = require "loghaul.cli.args"
+local util = require "loghaul.util"
 
 local M = {}
 
@@ -17,18 +18,6 @@ function M.duration(text)
   if not n then return nil end
   return tonumber(n) * unit[u ~= "" and u or "s"]
 end
-
--- days since 1970-01-01 of a civil date (proleptic Gregorian), after H. Hinnant
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = floor((153 * mp + 2) / 5) + d - 1
-  return era * 146097 + yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy - 719468
-end
-
-local mdays = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
 --- Parses an ISO 8601 date or date-time into Unix seconds.
 -- @tparam string text
@@ -45,10 +34,9 @@ function M.iso8601(text)
     if ss then se, tail = tonumber(ss), tail2:gsub("^[.,]%d+", "") end
     zone = tail == "" and "Z" or tail
   end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or se > 59 then return nil end
-  local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-  if d > mdays[mo] + ((mo == 2 and leap) and 1 or 0) then return nil end
+  -- the date and time checked and counted by the library's strict UTC parser
+  local utc = util.parse_utc(("%s-%s-%sT%02d:%02d:%02dZ"):format(y, mo, d, h, mi, se))
+  if not utc then return nil end
   local offset = 0
   if zone ~= "Z" and zone ~= "z" then
     local sign, oh, om = zone:match("^([+-])(%d%d):?(%d%d)$")
@@ -59,7 +47,7 @@ function M.iso8601(text)
     if not sign or tonumber(oh) > 23 or tonumber(om) > 59 then return nil end
     offset = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1)
   end
-  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset
+  return utc - offset
 end
 
 --- Parses a point in time: `now`, a duration before now, or ISO 8601.
