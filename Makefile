@@ -74,7 +74,7 @@ demo: deps all
 ASAN_RT    = $(shell clang -print-file-name=libclang_rt.asan-x86_64.so)
 ASAN_CC    = clang $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared
 ASAN_RUN   = LD_PRELOAD=$(ASAN_RT) LOGHAUL_ASAN_RT=$(ASAN_RT) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LUA_INIT='require "loghaul.core"' \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LUA_INIT='require[[loghaul.core]]' \
   LUA_PATH='lua/?.lua;lua/?/init.lua;tests/?.lua;;'
 asan: deps
 	@mkdir -p build/asan/lua5.4/loghaul build/asan/luajit/loghaul
