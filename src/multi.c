@@ -189,7 +189,7 @@ static void ended(lua_State *L, multi_t *m, CURL *e, CURLcode rc, int list)
     lua_createtable(L, 0, 3);
     lua_pushinteger(L, id);
     lua_setfield(L, -2, "id");
-    n = lh_xfer_finish(L, x, rc);
+    n = lh_xfer_finish(L, x, rc, s);
     if (n == 2) {
         lua_setfield(L, -3, "err");
         lua_pop(L, 1);

@@ -82,7 +82,9 @@ static void session_free(lh_session_t *s)
     free(s->ca_file);
     free(s->proxy);
     free(s->user_agent);
-    s->ca_file = s->proxy = s->user_agent = NULL;
+    free(s->spare);
+    s->ca_file = s->proxy = s->user_agent = s->spare = NULL;
+    s->spare_cap = 0;
 }
 
 /// Closes the session and its connections; later requests on it raise an error.
@@ -143,7 +145,7 @@ static int l_request(lua_State *L)
         rc = curl_easy_perform(s->easy);
     while (rc == CURLE_OK && lh_xfer_next_hop(x, s->max_redirects));
     s->busy = 0;
-    n = lh_xfer_finish(L, x, rc);
+    n = lh_xfer_finish(L, x, rc, s);
     if (s->close_pending) /* closed by a callback of this very request */
         session_free(s);
     return n;

@@ -327,6 +327,7 @@ static void xfer_release(lua_State *L, xfer_t *x)
     x->headers = NULL, x->mime = NULL, x->body_file = NULL, x->fd = -1;
     x->body.data = x->head.data = NULL;
     x->body.len = x->head.len = 0;
+    x->body.cap = x->head.cap = 0;
 }
 
 static int l_xfer_gc(lua_State *L)
@@ -776,7 +777,7 @@ static int request_mode(lua_State *L)
  * and leaves the transfer userdata on top of the stack (above the slots), ready to perform.
  * Returns 0, or 2 after pushing nil, err when the request is refused before anything is sent
  * (a bad header, a file that cannot be read). Raises on programming errors. */
-int lh_xfer_prepare(lua_State *L, const lh_session_t *s, CURL *easy, xfer_t **out)
+int lh_xfer_prepare(lua_State *L, lh_session_t *s, CURL *easy, xfer_t **out)
 {
     xfer_t *x;
     const char *url, *method, *body, *body_file, *bad = NULL;
@@ -839,6 +840,10 @@ int lh_xfer_prepare(lua_State *L, const lh_session_t *s, CURL *easy, xfer_t **ou
     x->L = L;
     x->easy = easy;
     x->body.max = (size_t)s->max_body;
+    if (s->spare != NULL) { /* the session's last body buffer (lh_xfer_finish) */
+        x->body.data = s->spare, x->body.cap = s->spare_cap;
+        s->spare = NULL, s->spare_cap = 0;
+    }
     x->head.max = MAX_HEADER_BYTES;
     x->last_progress = -1e9;
     x->has_progress = lua_isfunction(L, SLOT_PROGRESS);
@@ -947,9 +952,13 @@ CURL *lh_xfer_easy(const xfer_t *x)
     return x->easy;
 }
 
+/* The largest body buffer a session keeps for its next request. */
+#define SPARE_MAX (8u * 1024 * 1024)
+
 /* After libcurl has returned: the output closed (a late write error counts), then the result
- * or the error table pushed, and everything the transfer holds released. */
-int lh_xfer_finish(lua_State *L, xfer_t *x, CURLcode rc)
+ * or the error table pushed, and everything the transfer holds released; its body buffer goes
+ * back to s, the session it ran for, unless s is closed or closing (NULL: nobody keeps it). */
+int lh_xfer_finish(lua_State *L, xfer_t *x, CURLcode rc, lh_session_t *s)
 {
     /* a 2xx answer with an empty body never called on_write: the file must still be (re)made */
     if (rc == CURLE_OK && x->output != NULL && !x->sink_chosen && x->fail == FAIL_NONE)
@@ -969,6 +978,11 @@ int lh_xfer_finish(lua_State *L, xfer_t *x, CURLcode rc)
         push_result(L, x);
     else
         push_failure(L, x, rc);
+    if (s != NULL && s->easy != NULL && !s->close_pending && s->spare == NULL && x->body.data != NULL &&
+        x->body.cap <= SPARE_MAX) {
+        s->spare = x->body.data, s->spare_cap = x->body.cap;
+        x->body.data = NULL, x->body.cap = x->body.len = 0;
+    }
     xfer_release(L, x);
     return rc == CURLE_OK ? 1 : 2;
 }

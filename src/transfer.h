@@ -21,6 +21,10 @@ typedef struct {
     curl_off_t max_body;
     int insecure, follow_redirects;
     char *ca_file, *proxy, *user_agent;
+    /* the last answer's body buffer, handed to the next request: a cursor loop then fills the
+     * same memory page after page instead of growing (and faulting in) a new one each time */
+    char *spare;
+    size_t spare_cap;
 } lh_session_t;
 
 typedef struct lh_xfer lh_xfer;
@@ -32,15 +36,16 @@ lh_session_t *lh_check_session(lua_State *L, int idx);
  * with the options of s, and pushes the transfer userdata (which must stay referenced until
  * lh_xfer_finish). Returns 0 when it is ready to perform; else 2 after pushing nil, err (refused
  * before sending). Raises on programming errors. */
-int lh_xfer_prepare(lua_State *L, const lh_session_t *s, CURL *easy, lh_xfer **out);
+int lh_xfer_prepare(lua_State *L, lh_session_t *s, CURL *easy, lh_xfer **out);
 /* The state whose stack the progress callback runs on (the caller of perform or multi:wait). */
 void lh_xfer_bind(lh_xfer *x, lua_State *L);
 CURL *lh_xfer_easy(const lh_xfer *x);
 /* After a transfer ended with CURLE_OK: 1 when it set up the next hop of a redirect the
  * transfer follows itself (perform again), else 0. */
 int lh_xfer_next_hop(lh_xfer *x, long max_redirects);
-/* After libcurl has returned rc: pushes the result (1) or nil, err (2) and releases the transfer. */
-int lh_xfer_finish(lua_State *L, lh_xfer *x, CURLcode rc);
+/* After libcurl has returned rc: pushes the result (1) or nil, err (2) and releases the
+ * transfer; its body buffer goes to s (the session it ran for; NULL: freed) for the next one. */
+int lh_xfer_finish(lua_State *L, lh_xfer *x, CURLcode rc, lh_session_t *s);
 /* Releases a transfer that will not be finished (removed from its multi handle first). */
 void lh_xfer_abandon(lua_State *L, lh_xfer *x);
 /* The transfer userdata's metatable. */

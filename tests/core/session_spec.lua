@@ -347,6 +347,33 @@ describe("core.session", function()
     end)
   end)
 
+  describe("answers in memory, one after another", function()
+    -- each answer's body buffer is handed to the session's next request: a small answer after
+    -- a big one must not carry the big one's bytes, nor a body over the kept size be lost
+    it("each body is exactly its file, whatever came before (big, small, empty, bigger than kept)", function()
+      local sizes = SMALL and { 300000, 10, 0, 1000000, 7 } or { 300000, 10, 0, 9 * MiB, 7, 400000, 1 }
+      local files = {}
+      for i, n in ipairs(sizes) do files[i] = emu.make_file("mem" .. i .. ".bin", n) end
+      for round = 1, 2 do
+        for i, f in ipairs(files) do
+          local res = assert(s:request{ url = f.url })
+          assert.equal(f.size, #res.body, "round " .. round .. " file " .. i)
+          assert.equal(f.sha256, core.hex(core.sha256(res.body)), "round " .. round .. " file " .. i)
+        end
+      end
+    end)
+
+    it("a session closed by its own request's progress callback still ends cleanly", function()
+      local f = emu.make_file("mem-close.bin", 200000)
+      assert(s:request{ url = f.url })       -- the session now keeps a body buffer
+      local closer = core.session{ ca_file = e.ca_file, timeout = 30 }
+      assert(closer:request{ url = f.url })
+      local res = assert(closer:request{ url = f.url, progress = function() closer:close() end })
+      assert.equal(f.sha256, core.hex(core.sha256(res.body)))
+      assert.has_error(function() closer:request{ url = f.url } end)
+    end)
+  end)
+
   describe("bad arguments", function()
     it("raise with messages that name the problem", function()
       assert.has_error(function() core.session{ timeout = "5" } end,
