@@ -145,7 +145,7 @@ function M.summary(list)
   for i, v in ipairs(list) do s[i] = v end
   table.sort(s)
   local function pct(p) return s[math.max(1, math.ceil(#s * p))] or 0 end
-  return { n = #s, p50 = pct(0.5), p99 = pct(0.99), max = s[#s] or 0 }
+  return { n = #s, p50 = pct(0.5), p90 = pct(0.9), p99 = pct(0.99), max = s[#s] or 0 }
 end
 
 return M

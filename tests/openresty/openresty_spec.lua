@@ -8,7 +8,15 @@ local openresty = require "helpers.openresty"
 
 local small = os.getenv("LOGHAUL_TEST_SMALL") == "1"
 local BIG = (small and 64 or 400) * 1024 * 1024
-local LIMIT = 0.25  -- the most a probe may wait, seconds
+-- A free event loop: 90 % of the probes answered within LIMIT and none waited OUTLIER. A busy
+-- 2-core machine (both runtimes' suites at once, say) may hold back the odd probe's own curl
+-- for a few hundred ms; a blocked worker holds back most of them, each for its whole transfer.
+local LIMIT = 0.25     -- seconds
+local OUTLIER = 1.0
+local function assert_free(s)
+  assert.is_true(s.p90 < LIMIT, ("probes waited up to %.0f ms (90th percentile)"):format(s.p90 * 1e3))
+  assert.is_true(s.max < OUTLIER, ("a probe waited %.0f ms"):format(s.max * 1e3))
+end
 
 describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)", function()
   local e, ngx_, F
@@ -144,7 +152,7 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
       .. "(download %d MiB in %.2fs, 500-page cursor loop in %.2fs)"):format(
       s.n, s.p50 * 1e3, s.p99 * 1e3, s.max * 1e3, BIG / 2^20, secs, lsecs))
     assert.is_true(s.n >= 10, "too few probes ran during the transfers")
-    assert.is_true(s.max < LIMIT, ("a probe waited %.0f ms"):format(s.max * 1e3))
+    assert_free(s)
     os.remove(f.path)
   end)
 
@@ -159,7 +167,7 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
     -- 32 half-second answers, 8 threads in the pool: about 2 s, not 16 s one after another
     assert.is_true(v.seconds < 8, ("run_all took %.1f s"):format(v.seconds))
     print(("\n  probes during run_all (32 tasks, %.2fs): n=%d max=%.1fms"):format(secs, s.n, s.max * 1e3))
-    assert.is_true(s.max < LIMIT, ("a probe waited %.0f ms"):format(s.max * 1e3))
+    assert_free(s)
   end)
 
   it("control: the same download forced onto the blocking path (thread_pool = false) stalls the probes", function()
@@ -174,7 +182,9 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
     print(("\n  blocking control: n=%d p50=%.1fms p99=%.1fms max=%.1fms"):format(s.n, s.p50 * 1e3, s.p99 * 1e3,
       s.max * 1e3))
     if not small then -- 64 MiB may pass in under 250 ms even when blocking
-      assert.is_true(s.max > LIMIT, "the probe did not notice a blocked worker: the test would prove nothing")
+      -- the criterion of the specs above fails here: it does tell a blocked worker
+      assert.is_false(s.p90 < LIMIT and s.max < OUTLIER,
+                      "the probes did not notice a blocked worker: the specs above would prove nothing")
     end
     os.remove(f.path)
   end)
