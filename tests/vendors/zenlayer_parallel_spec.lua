@@ -16,9 +16,9 @@ describe("zenlayer each_log with parallel = N", function()
     T.vendors.configure{ zenlayer = { record_count = 3000, span_days = 60 } }
   end)
 
-  local function client()
+  local function client(on_progress)
     local o = T.opts{ endpoint = e.base_url, access_key_id = F.zenlayer.access_key_id,
-                      access_key_password = F.zenlayer.access_key_password }
+                      access_key_password = F.zenlayer.access_key_password, on_progress = on_progress }
     o.base_url = nil
     return loghaul.zenlayer(o)
   end
@@ -52,11 +52,7 @@ describe("zenlayer each_log with parallel = N", function()
 
   it("the last page event says every page, sequential or parallel", function()
     local events = {}
-    local o = T.opts{ endpoint = e.base_url, access_key_id = F.zenlayer.access_key_id,
-                      access_key_password = F.zenlayer.access_key_password,
-                      on_progress = function(ev) events[#events + 1] = ev end }
-    o.base_url = nil
-    local zl = loghaul.zenlayer(o)
+    local zl = client(function(ev) events[#events + 1] = ev end)
     local now = os.time()
     for _, parallel in ipairs{ false, 4 } do
       events = {}

@@ -25,33 +25,31 @@ Cache.__index = Cache
 M.max_bytes = 1024 * 1024
 
 --- Creates the cache object (nothing is touched on disk until it is used).
--- @tparam table core the loghaul core (stat, mkdir_p, lock, read_file, write_file, getuid)
+-- @tparam table client the client whose token it keeps: its `core` (stat, mkdir_p, lock,
+--   read_file, write_file, getuid) and its `sleep` (how a lock held elsewhere is waited for)
 -- @tparam string path the cache file
 -- @tparam string who for error messages: the option's place, e.g. "loghaul.yeastar: token_cache"
--- @tparam[opt] function sleep how to wait for a lock held elsewhere (the client's sleep: a
---   scheduler timer in a task); without it the lock is waited for by blocking
 -- @treturn table the cache
-function M.new(core, path, who, sleep)
+function M.new(client, path, who)
   if type(path) ~= "string" or path == "" or path:find("%z") or path:sub(-1) == "/" then
     error(who .. " must be a file path (a non-empty string)", 4)
   end
-  return setmetatable({ core = core, path = path, dir = fs.dirname(path), sleep = sleep }, Cache)
+  return setmetatable({ client = client, path = path, dir = fs.dirname(path) }, Cache)
 end
 
---- How often a lock held elsewhere is tried again (seconds), when the cache has a sleep.
+--- How often a lock held elsewhere is tried again (seconds).
 M.lock_poll = 0.05
 
--- The file's lock. A task on the scheduler may hold it across a login (a transfer it yields
--- for); another task of the same process blocking in flock would then stop the thread that
--- must finish that login: a deadlock. So with a sleep the lock is tried, and waited for with
--- that sleep (a timer that lets the holder run), never blocked on.
+-- The file's lock, tried and waited for with the client's sleep, never blocked on: a task on
+-- the scheduler may hold it across a login (a transfer it yields for), and another task of the
+-- same process blocking in flock would stop the very thread that must finish that login. The
+-- sleep is a scheduler timer in a task, `ngx.sleep` in nginx, else a plain sleep.
 local function take_lock(self)
   local path = self.path .. ".lock"
-  if not self.sleep then return self.core.lock(path) end
   while true do
-    local lock, err = self.core.lock(path, true)
+    local lock, err = self.client.core.lock(path, true)
     if lock ~= false then return lock, err end
-    self.sleep(M.lock_poll)
+    self.client.sleep(M.lock_poll)
   end
 end
 
@@ -65,7 +63,8 @@ local function octal(mode) return ("%04o"):format(mode) end
 -- the file and its directory are ours and private (checked before every use: a run must not
 -- read a token from, or write one to, a file someone else can read or swap)
 local function check(self)
-  local core, uid = self.core, self.core.getuid()
+  local core = self.client.core
+  local uid = core.getuid()
   local st = core.stat(self.dir)
   if not st then
     local ok, err = core.mkdir_p(self.dir, "0700")
@@ -101,7 +100,7 @@ local function check(self)
 end
 
 local function load(self)
-  local data = self.core.read_file(self.path, M.max_bytes)
+  local data = self.client.core.read_file(self.path, M.max_bytes)
   if not data then return { version = 1, entries = {} } end
   local v = json.decode(data)
   if type(v) ~= "table" or type(v.entries) ~= "table" then
@@ -142,7 +141,7 @@ function Cache:update(key, fn)
   if new ~= nil then
     doc.entries[key] = new or nil
     doc.corrupt = nil
-    local wok, werr = self.core.write_file(self.path, json.encode(doc), "0600")
+    local wok, werr = self.client.core.write_file(self.path, json.encode(doc), "0600")
     if not wok then
       lock:unlock()
       return nil, errors.io(self.path, werr.message or tostring(werr))

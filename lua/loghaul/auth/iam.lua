@@ -48,8 +48,7 @@ function M.new(client, opts)
   local self = setmetatable({ client = client, url = endpoint .. "/v3/auth/tokens?nocatalog=true", body = body },
                             Iam)
   if opts.token_cache ~= nil then
-    self.cache = cache_mod.new(client.core, opts.token_cache, "loghaul.clouddc: auth.token_cache",
-                               function(t) return client.sleep(t) end)
+    self.cache = cache_mod.new(client, opts.token_cache, "loghaul.clouddc: auth.token_cache")
     -- a token is scoped to one user and project: the key says which (never the password)
     self.cache_key = "iam " .. endpoint .. " " .. opts.domain .. " " .. opts.user .. " "
       .. (opts.project_id and ("id:" .. opts.project_id) or opts.project)

@@ -34,8 +34,7 @@ function M.new(client, client_id, client_secret, token_cache)
   local p = setmetatable({ client = client, id = client_id, secret = client_secret, logins = 0, refreshes = 0 },
                          Provider)
   if token_cache ~= nil then
-    p.cache = cache_mod.new(client.core, token_cache, "loghaul.yeastar: token_cache",
-                            function(t) return client.sleep(t) end)
+    p.cache = cache_mod.new(client, token_cache, "loghaul.yeastar: token_cache")
     -- keyed by PBX and application: a cache file may serve several
     p.cache_key = "yeastar " .. client.base_url .. " " .. client_id
   end

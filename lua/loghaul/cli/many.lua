@@ -43,7 +43,7 @@ function M.run(ids, op, o)
     on_result = function(i, task_ok, v)
       if type(v) == "table" and v.stop ~= nil then error(v.stop, 0) end
       if task_ok then done = done + 1 else failed = failed + 1 end
-      if running[i] then running[i], nrunning = nil, nrunning - 1 end
+      running[i], nrunning = nil, nrunning - 1
       if o.ui then
         o.ui:clear()
         if nrunning > 0 then show() end
