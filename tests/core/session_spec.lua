@@ -364,10 +364,10 @@ describe("core.session", function()
     end)
 
     it("a session closed by its own request's progress callback still ends cleanly", function()
+      -- (under `make valgrind`: the closing session must not be handed the body buffer to keep)
       local f = emu.make_file("mem-close.bin", 200000)
-      assert(s:request{ url = f.url })       -- the session now keeps a body buffer
       local closer = core.session{ ca_file = e.ca_file, timeout = 30 }
-      assert(closer:request{ url = f.url })
+      assert(closer:request{ url = f.url })   -- closer now keeps a body buffer
       local res = assert(closer:request{ url = f.url, progress = function() closer:close() end })
       assert.equal(f.sha256, core.hex(core.sha256(res.body)))
       assert.has_error(function() closer:request{ url = f.url } end)
