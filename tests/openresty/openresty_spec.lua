@@ -8,14 +8,18 @@ local openresty = require "helpers.openresty"
 
 local small = os.getenv("LOGHAUL_TEST_SMALL") == "1"
 local BIG = (small and 64 or 400) * 1024 * 1024
--- A free event loop: 90 % of the probes answered within LIMIT and none waited OUTLIER. A busy
--- 2-core machine (both runtimes' suites at once, say) may hold back the odd probe's own curl
--- for a few hundred ms; a blocked worker holds back most of them, each for its whole transfer.
+-- A free event loop: 90 % of the probes answered within LIMIT and none waited OUTLIER, both
+-- on top of what the same probes wait with nothing running, measured just before (`idle`). A
+-- loaded 2-core machine holds back the probes' own process for a few hundred ms now and then,
+-- working or not; a blocked worker holds back every probe for its whole transfer.
 local LIMIT = 0.25     -- seconds
 local OUTLIER = 1.0
-local function assert_free(s)
-  assert.is_true(s.p90 < LIMIT, ("probes waited up to %.0f ms (90th percentile)"):format(s.p90 * 1e3))
-  assert.is_true(s.max < OUTLIER, ("a probe waited %.0f ms"):format(s.max * 1e3))
+local function free(s, idle)
+  return s.p90 < LIMIT + 2 * idle.p90 and s.max < OUTLIER + idle.max
+end
+local function assert_free(s, idle)
+  assert.is_true(free(s, idle), ("probes waited %.0f ms (90th percentile), %.0f ms at most; %.0f and %.0f ms idle")
+    :format(s.p90 * 1e3, s.max * 1e3, idle.p90 * 1e3, idle.max * 1e3))
 end
 
 describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)", function()
@@ -32,6 +36,13 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
   teardown(function()
     if ngx_ then ngx_.stop() end
   end)
+
+  -- the probes' latencies for one second with nothing running
+  local function idle()
+    local s = openresty.summary(openresty.probe(ngx_.port, "/probe", 0.05, function() return false end, 1))
+    print(("\n  idle probes: n=%d p90=%.1fms max=%.1fms"):format(s.n, s.p90 * 1e3, s.max * 1e3))
+    return s
+  end
 
   local function utc(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
@@ -131,8 +142,9 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
     openresty.run("rm -rf " .. openresty.q(cfg.tmp))
   end)
 
-  it("small requests never wait more than 250 ms while a big download and a long cursor loop run", function()
+  it("small requests answer within 250 ms of idle latency during a big download and a cursor loop", function()
     local f = emu.make_file("big.bin", BIG)
+    local calm = idle()
     local work = ngx_.dir .. "/tmp"
     -- the download is cut every BIG/4 bytes, so it also resumes (waits between attempts: ngx.sleep)
     local dl = openresty.background(ngx_.url .. "/download?name=big.bin&cut=" .. math.floor(BIG / 4), work, "dl")
@@ -152,11 +164,12 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
       .. "(download %d MiB in %.2fs, 500-page cursor loop in %.2fs)"):format(
       s.n, s.p50 * 1e3, s.p99 * 1e3, s.max * 1e3, BIG / 2^20, secs, lsecs))
     assert.is_true(s.n >= 10, "too few probes ran during the transfers")
-    assert_free(s)
+    assert_free(s, calm)
     os.remove(f.path)
   end)
 
   it("run_all spreads 32 tasks over light threads and the thread pool while the event loop keeps serving", function()
+    local calm = idle()
     local job = openresty.background(ngx_.url .. "/run_all?n=32", ngx_.dir .. "/tmp", "runall")
     local lat = openresty.probe(ngx_.port, "/probe", 0.05, job.done, 50)
     local s = openresty.summary(lat)
@@ -167,12 +180,13 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
     -- 32 half-second answers, 8 threads in the pool: about 2 s, not 16 s one after another
     assert.is_true(v.seconds < 8, ("run_all took %.1f s"):format(v.seconds))
     print(("\n  probes during run_all (32 tasks, %.2fs): n=%d max=%.1fms"):format(secs, s.n, s.max * 1e3))
-    assert_free(s)
+    assert_free(s, calm)
   end)
 
   it("control: the same download forced onto the blocking path (thread_pool = false) stalls the probes", function()
     local size = BIG
     local f = emu.make_file("big2.bin", size)
+    local calm = idle()
     local dl = openresty.background(ngx_.url .. "/download?blocking=1&name=big2.bin", ngx_.dir .. "/tmp", "dlb")
     local lat = openresty.probe(ngx_.port, "/probe", 0.05, dl.done, 50)
     local s = openresty.summary(lat)
@@ -183,7 +197,7 @@ describe("OpenResty (nginx + lua-nginx-module, one worker, thread_pool loghaul)"
       s.max * 1e3))
     if not small then -- 64 MiB may pass in under 250 ms even when blocking
       -- the criterion of the specs above fails here: it does tell a blocked worker
-      assert.is_false(s.p90 < LIMIT and s.max < OUTLIER,
+      assert.is_false(free(s, calm),
                       "the probes did not notice a blocked worker: the specs above would prove nothing")
     end
     os.remove(f.path)
