@@ -28,10 +28,21 @@ local function on_close(fn)
   return setmetatable({}, { __gc = fn })
 end
 
---- Start the emulator (once per process; later calls return the same table).
+-- busted loads this module afresh for every spec file (insulation), so `state` starts empty
+-- in each: the registry remembers the emulator an earlier file started, which is stopped
+-- before the next starts. Left to the garbage collector, 20 files' nginx (and their
+-- watchdogs) ran at once to the end of the suite.
+local REG = "loghaul.tests.emulator"
+
+--- Start the emulator (once per process and spec file; later calls return the same table).
 -- A watchdog given this process's pid stops it if the process dies without stop().
 function M.start()
   if state then return state end
+  local reg = debug.getregistry()
+  if reg[REG] then
+    run(q(SCRIPT) .. " stop " .. q(reg[REG]))
+    reg[REG] = nil
+  end
   local pid = run("echo $PPID"):match("%d+")   -- popen's shell is our child
   local out, rc = run(q(SCRIPT) .. " start --parent " .. pid)
   if rc ~= 0 then error("emulator start failed (" .. rc .. "):\n" .. out, 2) end
@@ -42,6 +53,7 @@ function M.start()
     files_dir = kv.DIR .. "/www/files", uploads_dir = kv.DIR .. "/uploads", pid = tonumber(kv.PID),
   }
   local dir = state.dir
+  reg[REG] = dir
   local execute = os.execute
   -- Kept reachable in the module table until the interpreter closes; its __gc then stops nginx.
   M._sentinel = on_close(function()
@@ -54,6 +66,8 @@ end
 function M.stop()
   if not state then return end
   local out, rc = run(q(SCRIPT) .. " stop " .. q(state.dir))
+  local reg = debug.getregistry()
+  if reg[REG] == state.dir then reg[REG] = nil end
   state, M._sentinel = nil, nil
   if rc ~= 0 then error("emulator stop failed:\n" .. out, 2) end
 end
