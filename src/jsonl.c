@@ -94,7 +94,7 @@ static int l_jsonl_writer(lua_State *L)
             lua_setfield(L, -2, "code");
             return 2;
         }
-        if (ftruncate(w->fd, (off_t)resume) != 0 || lseek(w->fd, 0, SEEK_END) < 0) {
+        if ((st.st_size > (off_t)resume && ftruncate(w->fd, (off_t)resume) != 0) || lseek(w->fd, 0, SEEK_END) < 0) {
             int e = errno;
             writer_close_fd(w);
             return io_error(L, "cannot truncate", w->part, e);

@@ -184,8 +184,11 @@ static int open_output(xfer_t *x)
     x->fd = lh_open_output(x->output, x->resume_from > 0, x->mode);
     if (x->fd < 0)
         return errno;
-    if (x->resume_from > 0 && ftruncate(x->fd, x->resume_from) != 0)
-        return errno;
+    if (x->resume_from > 0) { /* cut what lies past resume_from, if anything (see lh_open_output) */
+        struct stat st;
+        if (fstat(x->fd, &st) != 0 || (st.st_size > x->resume_from && ftruncate(x->fd, x->resume_from) != 0))
+            return errno;
+    }
     return 0;
 }
 

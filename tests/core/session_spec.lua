@@ -154,6 +154,16 @@ describe("core.session", function()
       assert.is_nil(res.sha256) -- only when asked for
     end)
 
+    it("replaces what an existing, longer output file held", function()
+      local out = tmp .. "/old.bin"
+      local fh = assert(io.open(out, "wb"))
+      fh:write(("x"):rep(f.size + 4096))
+      fh:close()
+      assert(s:request{ url = f.url, output = out })
+      assert.equal(f.size, util.size(out))
+      assert.equal(f.sha256, util.sha256sum(out))
+    end)
+
     it("hashes the output as it writes it, when asked", function()
       local out = tmp .. "/hashed.bin"
       local res = assert(s:request{ url = f.url, output = out, sha256 = true })
