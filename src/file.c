@@ -98,12 +98,11 @@ static const char *check_path(lua_State *L, int idx)
 int lh_parse_mode(lua_State *L, int idx, const char *what)
 {
     lua_Integer m = -1;
-    if (lua_type(L, idx) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, idx);
-        char *end;
-        long v = strtol(s, &end, 8);
-        if (*s != '\0' && *end == '\0' && strlen(s) == lua_rawlen(L, idx))
-            m = v;
+    if (lua_type(L, idx) == LUA_TSTRING) { /* octal digits only: no sign, space or "0o" (strtol takes them) */
+        size_t n, i;
+        const char *s = lua_tolstring(L, idx, &n);
+        for (i = 0, m = n > 0 ? 0 : -1; i < n && m >= 0 && m <= 07777; i++)
+            m = s[i] >= '0' && s[i] <= '7' ? m * 8 + (s[i] - '0') : -1;
     } else if (lua_type(L, idx) == LUA_TNUMBER) {
         lua_Number v = lua_tonumber(L, idx);
         if (v >= 0 && v <= 07777 && v == (lua_Number)(lua_Integer)v)

@@ -56,6 +56,19 @@ describe("core file primitives", function()
     assert.are.equal("new", shell.read_file(dir .. "/y"))
   end)
 
+  it("takes a mode as octal digits or an integer, and nothing else", function()
+    assert.is_true(core.write_file(dir .. "/m", "x", "640"))
+    assert.are.equal("640", octal_mode(dir .. "/m"))
+    assert.is_true(core.write_file(dir .. "/m", "x", 384))   -- 0600
+    assert.are.equal("600", octal_mode(dir .. "/m"))
+    for _, bad in ipairs{ " 0644", "+644", "-644", "0o644", "0x1a4", "0648", "", "644 ", "010000",
+                          "00000000000000000000000644000", "64\0" .. "4", -1, 4096, 6.5 } do
+      assert.has_error(function() core.write_file(dir .. "/m", "x", bad) end,
+        'bad mode argument (an octal string like "0644" or an integer expected)')
+    end
+    assert.are.equal("600", octal_mode(dir .. "/m"))
+  end)
+
   it("write_file is atomic, private by default, and never writes through a symlink", function()
     assert.is_true(core.write_file(dir .. "/s.json", "one"))
     assert.are.equal("600", octal_mode(dir .. "/s.json"))
