@@ -280,7 +280,12 @@ function Client:call(op)
       -- for before signing: a signature's timestamp or a token must not age in the queue
       local lim = not foreign and self:limiter(op.url)
       if lim then
-        local waited = lim:take(self.sleep)
+        local waited = lim:take(self.sleep, deadline_at and deadline_at - self.now())
+        if not waited then
+          return nil, errors.new{ kind = "timeout", code = "DEADLINE", retryable = false, reached = false,
+            message = ("the operation's deadline (%gs) would pass while waiting for the rate limit"):format(deadline) },
+            true
+        end
         if waited > 0 then self:log("debug", ("%s: waited %.3fs for the rate limit"):format(op.operation, waited)) end
       end
       local req = { method = method, url = url, headers = util.copy(op.headers), body = body, form = form }

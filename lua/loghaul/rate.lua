@@ -142,6 +142,7 @@ end
 -- @tparam[opt] table ticket from the previous `acquire` of the same request
 -- @treturn number seconds to wait (0: send now)
 -- @treturn[opt] table ticket
+-- @treturn[opt] number seconds until this caller's token comes at the present rate
 function Limiter:acquire(ticket)
   local t = self.now()
   local q = self.queue
@@ -169,22 +170,31 @@ function Limiter:acquire(ticket)
     pos = #q
   end
   -- come back when the tokens for everyone ahead and for this caller will have been made
-  local wait = math.min(MAX_WAIT, math.max(MIN_WAIT, (pos - self.tokens) / self.fill))
+  local eta = math.max(MIN_WAIT, (pos - self.tokens) / self.fill)
+  local wait = math.min(MAX_WAIT, eta)
   ticket.due = t + wait
-  return wait, ticket
+  return wait, ticket, eta
 end
 
 --- Waits for a token with `sleep` (the client's: a scheduler timer inside `loghaul.run_all`,
 -- `ngx.sleep` in nginx, else a blocking sleep).
 -- @tparam function sleep
--- @treturn number the seconds waited in all
-function Limiter:take(sleep)
+-- @tparam[opt] number within seconds: rather than wait past them, give up (an operation's deadline)
+-- @treturn number|nil the seconds waited in all; nil when, at the present rate, the token
+-- would come after `within` (given up at once, not at the limit)
+function Limiter:take(sleep, within)
   local waited = 0
-  local wait, ticket = self:acquire()
+  local give_up_at = within and self.now() + within
+  local wait, ticket, eta = self:acquire()
   while wait > 0 do
+    if give_up_at and self.now() + eta > give_up_at then
+      local i = index_of(self.queue, ticket)
+      if i then table.remove(self.queue, i) end -- its place goes to those behind it
+      return nil
+    end
     sleep(wait)
     waited = waited + wait
-    wait, ticket = self:acquire(ticket)
+    wait, ticket, eta = self:acquire(ticket)
   end
   return waited
 end

@@ -227,6 +227,17 @@ describe("rate limiter", function()
       assert.equal(2, lim:take(c.sleep))
     end)
 
+    it("gives up rather than wait past a limit, and gives its place to those behind it", function()
+      local c = clock(1000)
+      local lim = limiter({ per_second = 0.1, burst = 1 }, c)
+      assert.equal(0, lim:take(c.sleep, 3))
+      assert.is_nil(lim:take(c.sleep, 3)) -- the next token is 10 s away: no use waiting 3 s for it
+      assert.equal(1000, c.t)
+      assert.equal(0, #lim.queue)
+      near(10, lim:take(c.sleep, 11), 1e-6)
+      near(1010, c.t, 1e-6)
+    end)
+
     it("tells a waiting caller to ask again within 0.5 s, and a grown rate lets it go sooner", function()
       local c = clock(1000)
       local lim = limiter({ per_second = 0.1, burst = 1 }, c)
@@ -343,6 +354,20 @@ describe("rate limiter", function()
         assert.equal(4, lim:state().rate)
       end
       assert.equal(1, n)
+    end)
+
+    it("an operation whose deadline would pass in the rate limit's queue fails then, unsent", function()
+      local zl, session, clk = zl_client({ rate = { per_second = 0.1, burst = 1 }, retry = { deadline = 3 } },
+                                         { default = PAGE })
+      assert(describe_logs(zl, clk))
+      local t0 = clk.t
+      local v, err = describe_logs(zl, clk)
+      assert.is_nil(v)
+      assert.equal("DEADLINE", err.code)
+      assert.equal("timeout", err.kind)
+      assert.matches("waiting for the rate limit", err.message, 1, true)
+      assert.equal(t0, clk.t) -- 10 s to the next token: failed at once, not after 3 s
+      assert.equal(1, #session.requests)
     end)
 
     it("waits before signing: the signature's timestamp is the time the request leaves", function()
