@@ -88,8 +88,8 @@ static void session_free(lh_session_t *s)
 }
 
 /// Closes the session and its connections; later requests on it raise an error.
-// @function session:close
 // Called from a callback of the session's own request, the close happens when that request ends.
+// @function session:close
 static int l_close(lua_State *L)
 {
     lh_session_t *s = luaL_checkudata(L, 1, LH_SESSION_MT);

@@ -20,6 +20,7 @@
 -- sees a start and an end event but nothing in between, and its return value cannot abort
 -- a transfer that is already running in the thread.
 -- @module loghaul.runtime
+
 -- luacheck: globals ngx
 local M = {}
 
