@@ -22,28 +22,28 @@
 
 /* ---- C helpers, shared with session.c and the JSON Lines writer ------------- */
 
-int lh_open_output(const char *path, int append, int mode)
+int lh_open_output(const char *path, off_t keep, int mode)
 {
     struct stat st;
-    int fd;
+    int fd, e = 0;
     do
-        fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | (append ? O_APPEND : 0),
-                  (mode_t)mode);
+        fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, (mode_t)mode);
     while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return -1;
     /* O_NONBLOCK keeps a planted FIFO from hanging the open; a regular file ignores it,
-     * but clear it anyway so writes stay plain */
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    /* Truncate only what has bytes: on ext4 a truncate, even of an empty file, marks it to
-     * have its delayed blocks allocated at close, and close() then waited 0.4 s on a GiB */
-    if (fcntl(fd, F_SETFL, append ? O_APPEND : 0) != 0 || (!append && st.st_size > 0 && ftruncate(fd, 0) != 0)) {
-        int e = errno;
+     * but F_SETFL clears it anyway so writes stay plain. Only a file longer than keep is
+     * cut: on ext4 any truncate, even of an empty new file, marks it to have its delayed
+     * blocks allocated at close, and close() then waited 0.4 s on a GiB. */
+    if (fstat(fd, &st) != 0)
+        e = errno;
+    else if (!S_ISREG(st.st_mode))
+        e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    else if (st.st_size < keep)
+        e = ERANGE;
+    else if (fcntl(fd, F_SETFL, keep > 0 ? O_APPEND : 0) != 0 || (st.st_size > keep && ftruncate(fd, keep) != 0))
+        e = errno;
+    if (e != 0) {
         close(fd);
         errno = e;
         return -1;
@@ -98,10 +98,11 @@ static const char *check_path(lua_State *L, int idx)
 int lh_parse_mode(lua_State *L, int idx, const char *what)
 {
     lua_Integer m = -1;
-    if (lua_type(L, idx) == LUA_TSTRING) { /* octal digits only: no sign, space or "0o" (strtol takes them) */
+    if (lua_type(L, idx) == LUA_TSTRING) { /* octal digits only (strtol took a space or a sign) */
         size_t n, i;
         const char *s = lua_tolstring(L, idx, &n);
-        for (i = 0, m = n > 0 ? 0 : -1; i < n && m >= 0 && m <= 07777; i++)
+        m = n > 0 ? 0 : -1;
+        for (i = 0; i < n && m >= 0 && m <= 07777; i++)
             m = s[i] >= '0' && s[i] <= '7' ? m * 8 + (s[i] - '0') : -1;
     } else if (lua_type(L, idx) == LUA_TNUMBER) {
         lua_Number v = lua_tonumber(L, idx);

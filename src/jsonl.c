@@ -81,26 +81,18 @@ static int l_jsonl_writer(lua_State *L)
         return luaL_error(L, "out of memory");
     memcpy(w->part, path, plen);
     memcpy(w->part + plen, ".part", 6);
-    w->fd = lh_open_output(w->part, resume >= 0, 0600);
+    w->fd = lh_open_output(w->part, resume > 0 ? (off_t)resume : 0, 0600);
+    if (w->fd < 0 && errno == ERANGE) {
+        io_error(L, "cannot resume (shorter than the saved length)", w->part, ERANGE);
+        lua_pushliteral(L, "BAD_RESUME"); /* as session:request's resume_from past the end */
+        lua_setfield(L, -2, "code");
+        return 2;
+    }
     if (w->fd < 0)
         return io_error(L, "cannot open", w->part, errno);
     w->closed = 0;
-    if (resume >= 0) {
-        struct stat st;
-        if (fstat(w->fd, &st) != 0 || st.st_size < (off_t)resume) {
-            writer_close_fd(w);
-            io_error(L, "cannot resume (shorter than the saved length)", w->part, ERANGE);
-            lua_pushliteral(L, "BAD_RESUME"); /* as session:request's resume_from past the end */
-            lua_setfield(L, -2, "code");
-            return 2;
-        }
-        if ((st.st_size > (off_t)resume && ftruncate(w->fd, (off_t)resume) != 0) || lseek(w->fd, 0, SEEK_END) < 0) {
-            int e = errno;
-            writer_close_fd(w);
-            return io_error(L, "cannot truncate", w->part, e);
-        }
+    if (resume > 0)
         w->bytes = resume;
-    }
     return 1;
 }
 

@@ -3,6 +3,7 @@
 #define LOGHAUL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include "compat.h"
 
 #define LOGHAUL_VERSION "0.1.0"
@@ -39,10 +40,11 @@ const char *lh_errno_name(int e, char *tmp, size_t size);
 const char *lh_errno_text(int e, char *buf, size_t size);
 
 /* file.c: opens path for writing without following a symlink at its last component and refuses
- * anything but a regular file (a planted FIFO, device or directory). append keeps the contents
- * (O_APPEND), else the file is truncated. A new file gets mode (before the umask).
- * Returns the descriptor, or -1 with errno set (ELOOP: a symlink). */
-int lh_open_output(const char *path, int append, int mode);
+ * anything but a regular file (a planted FIFO, device or directory). Its first keep bytes stay
+ * (a resume: what lies past them is cut, writes append), keep 0: it starts empty. A new file
+ * gets mode (before the umask). Returns the descriptor, or -1 with errno set (ELOOP: a symlink;
+ * ERANGE: fewer than keep bytes). */
+int lh_open_output(const char *path, off_t keep, int mode);
 /* file.c: 0 when path (lstat) is the very regular file fd is open on, else an errno value
  * (ELOOP: a symlink now; ESTALE: another file). Checked before renaming a .part. */
 int lh_check_regular(int fd, const char *path);

@@ -178,18 +178,11 @@ static int check_resume(const xfer_t *x)
 }
 
 /* Opens the output when a 2xx answer starts, never through a symlink and only as a regular
- * file (lh_open_output): cut to resume_from and appended to, or truncated. */
+ * file (lh_open_output): cut to resume_from and appended to, or started empty. */
 static int open_output(xfer_t *x)
 {
-    x->fd = lh_open_output(x->output, x->resume_from > 0, x->mode);
-    if (x->fd < 0)
-        return errno;
-    if (x->resume_from > 0) { /* cut what lies past resume_from, if anything (see lh_open_output) */
-        struct stat st;
-        if (fstat(x->fd, &st) != 0 || (st.st_size > x->resume_from && ftruncate(x->fd, x->resume_from) != 0))
-            return errno;
-    }
-    return 0;
+    x->fd = lh_open_output(x->output, (off_t)x->resume_from, x->mode);
+    return x->fd < 0 ? errno : 0;
 }
 
 /* At the first body byte: does this answer go to the output file? Only a 2xx does,

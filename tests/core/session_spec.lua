@@ -4,6 +4,7 @@ local cjson = require "cjson"
 local gettime = require("socket").gettime
 local emu = require "helpers.emulator"
 local util = require "helpers.util"
+local shell = require "helpers.shell"
 
 local SMALL = os.getenv("LOGHAUL_TEST_SMALL") ~= nil
 local MiB = 1024 * 1024
@@ -156,9 +157,7 @@ describe("core.session", function()
 
     it("replaces what an existing, longer output file held", function()
       local out = tmp .. "/old.bin"
-      local fh = assert(io.open(out, "wb"))
-      fh:write(("x"):rep(f.size + 4096))
-      fh:close()
+      shell.write_file(out, ("x"):rep(f.size + 4096))
       assert(s:request{ url = f.url, output = out })
       assert.equal(f.size, util.size(out))
       assert.equal(f.sha256, util.sha256sum(out))
